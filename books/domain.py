@@ -1,0 +1,301 @@
+"""The book's rules, in plain Python.
+
+A book in progress (a *draft*) walks the diagram of the product brief:
+
+    bookInit ──set_up──▶ bookInProgress ──begin_page──▶ generating
+                              ▲                             │
+                              └──────complete_page──────────┘  (or abandon_page)
+    bookInProgress ──(last page completed)──▶ done ──finish(title)──▶ finished book
+
+Nothing here imports Django or an AI SDK; the web layer turns ``DomainError`` into a
+4xx answer with the error's sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+MIN_CHARACTERS, MAX_CHARACTERS = 1, 6
+MAX_NAME_LENGTH, MAX_DESCRIPTION_LENGTH = 40, 200
+MIN_PAGES, MAX_PAGES = 2, 16
+MAX_CHILD_INPUT_LENGTH = 300
+MAX_TITLE_LENGTH = 80
+MAX_PAGE_TEXT_LENGTH = 3000
+MAX_QUESTION_LENGTH = 300
+
+
+class BookState(StrEnum):
+    INIT = "bookInit"
+    IN_PROGRESS = "bookInProgress"
+    GENERATING = "generating"
+    DONE = "done"
+
+
+class Language(StrEnum):
+    ENGLISH = "en"
+    KOREAN = "ko"
+
+    @property
+    def label(self) -> str:
+        return {"en": "English", "ko": "Korean (한국어)"}[self.value]
+
+
+class PageSource(StrEnum):
+    AI = "ai"
+    PARENT = "parent"
+
+
+class DomainError(Exception):
+    """A move the book's rules do not allow; ``str(error)`` is a sentence for people."""
+
+    status = 400
+
+
+class InvalidBook(DomainError):
+    """The input breaks a rule (too many characters, an empty title...)."""
+
+
+class IllegalMove(DomainError):
+    """The move does not fit the book's current state."""
+
+    status = 409
+
+
+class AlreadyGenerating(IllegalMove):
+    """A page of this book is being made right now."""
+
+
+@dataclass(frozen=True)
+class Character:
+    name: str
+    description: str
+
+    @classmethod
+    def create(cls, name: str, description: str) -> Character:
+        name, description = name.strip(), description.strip()
+        if not name:
+            raise InvalidBook("Every character needs a name.")
+        if len(name) > MAX_NAME_LENGTH:
+            raise InvalidBook(f"A character's name can be at most {MAX_NAME_LENGTH} characters long.")
+        if len(description) > MAX_DESCRIPTION_LENGTH:
+            raise InvalidBook(
+                f"A character's description can be at most {MAX_DESCRIPTION_LENGTH} characters long."
+            )
+        return cls(name=name, description=description)
+
+
+@dataclass(frozen=True)
+class DraftPage:
+    number: int
+    text: str
+    question: str
+    picture: str
+    """Storage name of the page's picture ("" when it has none)."""
+    child_input: str
+    source: PageSource = PageSource.AI
+
+
+def clean_child_input(child_input: str) -> str:
+    cleaned = child_input.strip()
+    if not cleaned:
+        raise InvalidBook("Tell us what happens next — a few words are enough.")
+    if len(cleaned) > MAX_CHILD_INPUT_LENGTH:
+        raise InvalidBook(f"What happens next can be at most {MAX_CHILD_INPUT_LENGTH} characters long.")
+    return cleaned
+
+
+def clean_page_text(text: str) -> str:
+    cleaned = text.strip()
+    if not cleaned:
+        raise InvalidBook("A page needs some words.")
+    if len(cleaned) > MAX_PAGE_TEXT_LENGTH:
+        raise InvalidBook(f"A page can be at most {MAX_PAGE_TEXT_LENGTH} characters long.")
+    return cleaned
+
+
+def clean_question(question: str) -> str:
+    cleaned = question.strip()
+    if len(cleaned) > MAX_QUESTION_LENGTH:
+        raise InvalidBook(f"A question can be at most {MAX_QUESTION_LENGTH} characters long.")
+    return cleaned
+
+
+def clean_title(title: str) -> str:
+    cleaned = title.strip()
+    if not cleaned:
+        raise InvalidBook("Give your book a title.")
+    if len(cleaned) > MAX_TITLE_LENGTH:
+        raise InvalidBook(f"A title can be at most {MAX_TITLE_LENGTH} characters long.")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class FinishedBook:
+    """What a finished draft hands to storage: everything a kept book needs."""
+
+    title: str
+    language: Language
+    characters: tuple[Character, ...]
+    pages: tuple[DraftPage, ...]
+
+
+@dataclass
+class BookDraft:
+    """The one book a user has in progress."""
+
+    draft_id: str
+    owner_id: int
+    state: BookState = BookState.INIT
+    characters: list[Character] = field(default_factory=list)
+    page_count: int = 0
+    language: Language = Language.ENGLISH
+    pages: list[DraftPage] = field(default_factory=list)
+    pending_input: str = ""
+    """The child's input for the page being made (kept so a failed page can be retried)."""
+    last_error: str = ""
+
+    # -- transitions -------------------------------------------------------------------
+
+    @classmethod
+    def begin(cls, *, draft_id: str, owner_id: int) -> BookDraft:
+        return cls(draft_id=draft_id, owner_id=owner_id)
+
+    def set_up(self, *, characters: list[Character], page_count: int, language: Language) -> None:
+        if self.state is not BookState.INIT:
+            raise IllegalMove("This book has already been set up.")
+        if not MIN_CHARACTERS <= len(characters) <= MAX_CHARACTERS:
+            raise InvalidBook(f"A book has between {MIN_CHARACTERS} and {MAX_CHARACTERS} characters.")
+        names = [character.name.casefold() for character in characters]
+        if len(set(names)) != len(names):
+            raise InvalidBook("Two characters have the same name; give each one their own.")
+        if not MIN_PAGES <= page_count <= MAX_PAGES:
+            raise InvalidBook(f"A book has between {MIN_PAGES} and {MAX_PAGES} pages.")
+        self.characters = list(characters)
+        self.page_count = page_count
+        self.language = Language(language)
+        self.state = BookState.IN_PROGRESS
+
+    def begin_page(self, *, page_number: int, child_input: str) -> str:
+        """Move to ``generating`` for the next page; returns the cleaned child's input."""
+        if self.state is BookState.GENERATING:
+            raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+        self._check_next_page(page_number)
+        cleaned = clean_child_input(child_input)
+        self.state = BookState.GENERATING
+        self.pending_input = cleaned
+        self.last_error = ""
+        return cleaned
+
+    def begin_parent_page(self, *, page_number: int, text: str) -> str:
+        """The parent writes the next page themselves; only its picture is still to be made."""
+        if self.state is BookState.GENERATING:
+            raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+        self._check_next_page(page_number)
+        cleaned = clean_page_text(text)
+        self.state = BookState.GENERATING
+        self.pending_input = cleaned
+        self.last_error = ""
+        return cleaned
+
+    def complete_page(self, page: DraftPage) -> None:
+        if self.state is not BookState.GENERATING:
+            raise IllegalMove("No page is being made right now.")
+        if page.number != self.next_page_number:
+            raise IllegalMove(f"Page {page.number} is not the next page of this book.")
+        self.pages.append(page)
+        self.pending_input = ""
+        self.state = BookState.DONE if self.is_complete else BookState.IN_PROGRESS
+
+    def abandon_page(self, reason: str) -> None:
+        """The page could not be made; the book goes back to how it was, input kept for a retry."""
+        if self.state is BookState.GENERATING:
+            self.state = BookState.IN_PROGRESS
+        self.last_error = reason
+
+    def edit_page(self, *, page_number: int, text: str, question: str | None = None) -> None:
+        if self.state is BookState.GENERATING:
+            raise AlreadyGenerating("Wait for the page being made before editing.")
+        if self.state is BookState.INIT:
+            raise IllegalMove("This book has no pages yet.")
+        index = self._page_index(page_number)
+        page = self.pages[index]
+        new_question = page.question if question is None else clean_question(question)
+        self.pages[index] = DraftPage(
+            number=page.number,
+            text=clean_page_text(text),
+            question=new_question,
+            picture=page.picture,
+            child_input=page.child_input,
+            source=PageSource.PARENT,
+        )
+
+    def finish(self, title: str) -> FinishedBook:
+        if self.state is not BookState.DONE:
+            remaining = self.page_count - len(self.pages)
+            raise IllegalMove(
+                f"The book is not finished yet: {remaining} more page(s) to make before it gets a title."
+            )
+        return FinishedBook(
+            title=clean_title(title),
+            language=self.language,
+            characters=tuple(self.characters),
+            pages=tuple(self.pages),
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def next_page_number(self) -> int:
+        return len(self.pages) + 1
+
+    @property
+    def is_complete(self) -> bool:
+        return self.page_count > 0 and len(self.pages) >= self.page_count
+
+    @property
+    def is_last_page_next(self) -> bool:
+        return self.next_page_number == self.page_count
+
+    @property
+    def current_question(self) -> str:
+        return self.pages[-1].question if self.pages else ""
+
+    def page(self, page_number: int) -> DraftPage:
+        return self.pages[self._page_index(page_number)]
+
+    def _page_index(self, page_number: int) -> int:
+        if not 1 <= page_number <= len(self.pages):
+            raise IllegalMove(f"This book has no page {page_number} yet.")
+        return page_number - 1
+
+    def _check_next_page(self, page_number: int) -> None:
+        if self.state is BookState.INIT:
+            raise IllegalMove("Name the characters and the number of pages first.")
+        if self.state is BookState.DONE:
+            raise IllegalMove("Every page is written; give the book a title to finish it.")
+        if page_number != self.next_page_number:
+            raise IllegalMove(
+                f"Page {page_number} can't be made now: the next page of this book is page "
+                f"{self.next_page_number}."
+            )
+
+    # -- storage form (JSON-friendly, never pickle) --------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BookDraft:
+        return cls(
+            draft_id=data["draft_id"],
+            owner_id=int(data["owner_id"]),
+            state=BookState(data["state"]),
+            characters=[Character(**c) for c in data["characters"]],
+            page_count=int(data["page_count"]),
+            language=Language(data["language"]),
+            pages=[DraftPage(**{**p, "source": PageSource(p["source"])}) for p in data["pages"]],
+            pending_input=data.get("pending_input", ""),
+            last_error=data.get("last_error", ""),
+        )

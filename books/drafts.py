@@ -1,0 +1,108 @@
+"""The book in progress lives in the Django cache, one per user, as a JSON document.
+
+Redis (django-redis, JSON serializer) in production, Django's database cache by default.
+Every save refreshes the TTL. A small "seen" marker outlives the draft so that an
+expired draft can be told apart from one that never existed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from books.domain import AlreadyGenerating, BookDraft, DomainError
+
+SEEN_TTL_SECONDS = 60 * 60 * 24 * 60
+
+
+class DraftNotFound(DomainError):
+    status = 404
+
+
+class DraftExpired(DomainError):
+    status = 410
+
+
+NOT_FOUND_SENTENCE = "There is no such book in progress among yours."
+EXPIRED_SENTENCE = (
+    "This book in progress was put away after a long time without anything happening, "
+    "so it can't be continued. Start a new one whenever you like."
+)
+
+
+def _draft_key(user_id: int) -> str:
+    return f"draft:user:{user_id}"
+
+
+def _seen_key(user_id: int, draft_id: str) -> str:
+    return f"draft:seen:{user_id}:{draft_id}"
+
+
+def _generation_key(user_id: int) -> str:
+    return f"draft:generating:{user_id}"
+
+
+def ttl_seconds() -> int:
+    ttl: int = settings.LITTLEWRITER["DRAFT_TTL_SECONDS"]
+    return ttl
+
+
+def save(draft: BookDraft) -> None:
+    cache.set(_draft_key(draft.owner_id), draft.to_dict(), timeout=ttl_seconds())
+    cache.set(_seen_key(draft.owner_id, draft.draft_id), 1, timeout=SEEN_TTL_SECONDS)
+
+
+def current(user_id: int) -> BookDraft | None:
+    """The user's book in progress, if any (its TTL is refreshed by the next save, not here)."""
+    data: dict[str, Any] | None = cache.get(_draft_key(user_id))
+    return BookDraft.from_dict(data) if data else None
+
+
+def load(user_id: int, draft_id: str) -> BookDraft:
+    """The user's draft with this id; refuses anyone else's and says when it expired."""
+    draft = current(user_id)
+    if draft is not None and draft.draft_id == draft_id:
+        cache.touch(_draft_key(user_id), ttl_seconds())
+        return draft
+    if draft is None and cache.get(_seen_key(user_id, draft_id)):
+        raise DraftExpired(EXPIRED_SENTENCE)
+    raise DraftNotFound(NOT_FOUND_SENTENCE)
+
+
+def delete(draft: BookDraft) -> None:
+    cache.delete_many(
+        [
+            _draft_key(draft.owner_id),
+            _seen_key(draft.owner_id, draft.draft_id),
+            _generation_key(draft.owner_id),
+        ]
+    )
+
+
+class GenerationLock:
+    """Only one page of a user's book is made at a time, across every server process.
+
+    ``cache.add`` is atomic on Redis (SET NX) and on the database cache (INSERT), so two
+    concurrent requests cannot both win. The lock expires by itself, so a server that
+    dies mid-page leaves a book that can be retried, not one "generating" forever.
+    """
+
+    def __init__(self, user_id: int) -> None:
+        self.key = _generation_key(user_id)
+        self.token = f"{time.time_ns()}"
+
+    def acquire(self) -> None:
+        timeout = settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]
+        if not cache.add(self.key, self.token, timeout=timeout):
+            raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+
+    def release(self) -> None:
+        if cache.get(self.key) == self.token:
+            cache.delete(self.key)
+
+    @staticmethod
+    def is_held(user_id: int) -> bool:
+        return cache.get(_generation_key(user_id)) is not None

@@ -1,0 +1,126 @@
+"""What the book asks of whoever fills a page: the ports.
+
+Each port is a small base class listing the methods an adapter implements (the shape of
+Django's session backends). Settings name the adapter by dotted path; ``story_writer()``
+and friends build the configured one. Adapters raise ``AdapterError`` only.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from books.domain import Character, Language
+
+# How much of the story so far goes into a prompt before older pages are shortened.
+STORY_SO_FAR_BUDGET = 2400
+
+
+class AdapterError(Exception):
+    """An upstream failure. ``permanent`` means retrying the same request will not help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class PageSoFar:
+    number: int
+    text: str
+
+
+@dataclass(frozen=True)
+class StoryContext:
+    """Everything one AI call needs: the AI is stateless, so every call carries this."""
+
+    characters: tuple[Character, ...]
+    language: Language
+    page_number: int
+    page_count: int
+    pages_so_far: tuple[PageSoFar, ...]
+    child_input: str
+    book_key: str = ""
+    """Stable per draft; lets the offline storyteller vary between books."""
+
+    @property
+    def is_last_page(self) -> bool:
+        return self.page_number == self.page_count
+
+    def character_sheet(self) -> str:
+        """One line a character; goes into every picture prompt so characters stay the same."""
+        return "\n".join(
+            f"- {c.name}: {c.description}" if c.description else f"- {c.name}" for c in self.characters
+        )
+
+    def story_so_far(self, budget: int = STORY_SO_FAR_BUDGET) -> str:
+        """The pages so far, newest kept whole; once too long, older pages are cut to their start."""
+        lines = [f"Page {p.number}: {p.text}" for p in self.pages_so_far]
+        if sum(len(line) for line in lines) <= budget:
+            return "\n".join(lines)
+        kept: list[str] = []
+        remaining = budget
+        for line in reversed(lines):
+            if len(line) <= remaining:
+                kept.append(line)
+                remaining -= len(line)
+            else:
+                kept.append(line[: max(remaining, 80)].rstrip() + " …")
+                remaining = 0
+        return "\n".join(reversed(kept))
+
+
+@dataclass(frozen=True)
+class Picture:
+    data: bytes
+    content_type: str = "image/png"
+    extension: str = "png"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class StoryWriter(abc.ABC):
+    """Writes one page of the story (the seed's ContextGenerator)."""
+
+    @abc.abstractmethod
+    def write(self, context: StoryContext) -> AsyncIterator[str]:
+        """Yield the page's text in pieces, in order; joined they are the page."""
+
+
+class QuestionWriter(abc.ABC):
+    """Asks the child the question that invites the next page."""
+
+    @abc.abstractmethod
+    def ask(self, context: StoryContext, page_text: str) -> AsyncIterator[str]:
+        """Yield the question in pieces, in order."""
+
+
+class Illustrator(abc.ABC):
+    """Draws one picture a page, characters kept alike through the character sheet."""
+
+    @abc.abstractmethod
+    async def draw(self, context: StoryContext) -> Picture:
+        """Return the finished picture's bytes (never a provider URL: those expire)."""
+
+
+def _build(setting_name: str) -> Any:
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return import_string(settings.LITTLEWRITER[setting_name])()
+
+
+def story_writer() -> StoryWriter:
+    writer: StoryWriter = _build("STORY_WRITER")
+    return writer
+
+
+def question_writer() -> QuestionWriter:
+    writer: QuestionWriter = _build("QUESTION_WRITER")
+    return writer
+
+
+def illustrator() -> Illustrator:
+    drawer: Illustrator = _build("ILLUSTRATOR")
+    return drawer
