@@ -166,7 +166,12 @@ def test_edit_page_marks_it_as_the_parents_words() -> None:
     make(draft, 1, text="Old text.")
     draft.edit_page(page_number=1, text="New text.", question="Where now?")
     page = draft.page(1)
-    assert (page.text, page.question, page.source, page.picture) == ("New text.", "Where now?", PageSource.PARENT, "p1.png")
+    assert (page.text, page.question, page.source, page.picture) == (
+        "New text.",
+        "Where now?",
+        PageSource.PARENT,
+        "p1.png",
+    )
 
 
 def test_edit_page_refuses_missing_pages_and_empty_text() -> None:

@@ -141,7 +141,10 @@ async def test_upstream_failure_leaves_the_draft_as_it_was(parent: Any, settings
     assert "busy right now" in stored.last_error
     assert not await sync_to_async(GenerationLock.is_held)(parent.pk)
     # and the same page can be made again once the storyteller is back
-    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "STORY_WRITER": "books.adapters.offline.OfflineStoryWriter"}
+    settings.LITTLEWRITER = {
+        **settings.LITTLEWRITER,
+        "STORY_WRITER": "books.adapters.offline.OfflineStoryWriter",
+    }
     again = await make(parent, draft.draft_id, 2, "a storm comes")
     assert len(again.pages) == 2 and again.last_error == ""
 
@@ -249,7 +252,10 @@ def test_finish_keeps_draft_when_the_database_fails(parent: Any, monkeypatch: An
     assert not Book.objects.exists()
     assert drafts.current(parent.pk) == draft
     monkeypatch.undo()
-    assert services.finish_book(user_id=parent.pk, draft_id=draft.draft_id, title="The Blue Door").pages.count() == 2
+    assert (
+        services.finish_book(user_id=parent.pk, draft_id=draft.draft_id, title="The Blue Door").pages.count()
+        == 2
+    )
 
 
 def test_finish_is_safe_to_retry_after_the_draft_could_not_be_dropped(parent: Any, monkeypatch: Any) -> None:
