@@ -118,6 +118,7 @@ async def test_a_section_that_needs_a_failed_one_is_unhealthy_too() -> None:
     assert result.failures["story"] == "The stream stopped half-way."
     assert "needs the story" in result.failures["question"]
     assert "picture" not in result.failures
+    assert ("question", "streaming", None) not in events  # never started: it had nothing to ask about
 
 
 def _set_event() -> asyncio.Event:
