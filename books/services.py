@@ -164,7 +164,12 @@ async def _make_page(
             question=question or ports.question_writer(),
             illustrator=ports.illustrator(),
         )
-        result = await (make_page(context, workers, on_event) if on_event else make_page(context, workers))
+        try:
+            result = await (
+                make_page(context, workers, on_event) if on_event else make_page(context, workers)
+            )
+        finally:
+            await workers.close()
         if not result.ok:
             raise PageFailed(_failure_sentence(page_number, result))
         return await sync_to_async(_keep_page)(draft, page_number, context, result, source)

@@ -49,6 +49,13 @@ class PageWorkers:
     question: QuestionWriter
     illustrator: Illustrator
 
+    async def close(self) -> None:
+        """Let adapters that hold connections (the OpenAI client) release them."""
+        for worker in (self.story, self.question, self.illustrator):
+            close = getattr(worker, "close", None)
+            if close is not None:
+                await close()
+
 
 async def make_page(
     context: StoryContext, workers: PageWorkers, on_event: EventSink = _ignore_event
