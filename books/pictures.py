@@ -11,6 +11,7 @@ import math
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -93,7 +94,7 @@ def draft_picture_days() -> int:
     return max(1, math.ceil(ttl_seconds / 86400))
 
 
-def install_drafts_lifecycle_rule() -> dict[str, object]:
+def install_drafts_lifecycle_rule() -> dict[str, Any]:
     """Make the bucket expire ``drafts/`` after ``draft_picture_days()``, keeping its other rules."""
     from botocore.exceptions import ClientError
     from storages.backends.s3 import S3Storage
@@ -108,7 +109,7 @@ def install_drafts_lifecycle_rule() -> dict[str, object]:
         if error.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
             raise
         rules = []
-    rule = {
+    rule: dict[str, Any] = {
         "ID": LIFECYCLE_RULE_ID,
         "Filter": {"Prefix": DRAFTS_PREFIX},
         "Status": "Enabled",

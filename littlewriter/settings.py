@@ -184,7 +184,7 @@ if _storyteller == "openai" and not OPENAI_API_KEY:
     raise ImproperlyConfigured("LW_STORYTELLER=openai needs OPENAI_API_KEY.")
 _story, _question, _illustrator = _ADAPTERS[_storyteller]
 
-LITTLEWRITER = {
+LITTLEWRITER: dict[str, Any] = {
     "STORY_WRITER": env_str("LW_STORY_WRITER", _story),
     "QUESTION_WRITER": env_str("LW_QUESTION_WRITER", _question),
     "ILLUSTRATOR": env_str("LW_ILLUSTRATOR", _illustrator),

@@ -17,8 +17,6 @@ class Command(BaseCommand):
             rule = pictures.install_drafts_lifecycle_rule()
         except RuntimeError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Rule {rule['ID']!r}: {pictures.DRAFTS_PREFIX} expires after {pictures.draft_picture_days()} day(s)."
-            )
-        )
+        days = pictures.draft_picture_days()
+        message = f"Rule {rule['ID']!r}: {pictures.DRAFTS_PREFIX} expires after {days} day(s)."
+        self.stdout.write(self.style.SUCCESS(message))
