@@ -289,3 +289,38 @@ def test_discard_removes_the_draft_and_its_pictures(parent: Any) -> None:
     assert not pictures.storage().exists(draft.pages[0].picture)
     with pytest.raises(DraftNotFound):
         drafts.load(parent.pk, draft.draft_id)
+
+
+@pytest.mark.parametrize(
+    ("script", "sentence"),
+    [
+        ({"status": 429}, "busy right now"),
+        ({"status": 500}, "had a problem on its side"),
+        ({"delay": 3.0}, "too long"),
+        ({"stop_after": 2}, "broke off"),
+    ],
+    ids=["429", "500", "timeout", "cut-stream"],
+)
+async def test_openai_failures_leave_the_draft_as_it_was(
+    parent: Any, settings: Any, fake_openai: Any, script: dict[str, Any], sentence: str
+) -> None:
+    from tests.fake_openai import point_settings_at
+
+    draft = await made_book_partly(parent)
+    point_settings_at(settings, fake_openai, timeout=1.0)
+    settings.LITTLEWRITER = {
+        **settings.LITTLEWRITER,
+        "STORY_WRITER": "books.adapters.openai.OpenAIStoryWriter",
+        "QUESTION_WRITER": "books.adapters.openai.OpenAIQuestionWriter",
+        "ILLUSTRATOR": "books.adapters.openai.OpenAIIllustrator",
+    }
+    fake_openai.script("chat", **script)
+    with pytest.raises(PageFailed) as failure:
+        await make(parent, draft.draft_id, 2, "the kite flies to the moon")
+    assert sentence in str(failure.value).lower()
+    stored = await sync_to_async(drafts.current)(parent.pk)
+    assert stored is not None and stored.pages == draft.pages and stored.state is BookState.IN_PROGRESS
+    assert stored.pending_input == "the kite flies to the moon"
+    again = await make(parent, draft.draft_id, 2, "the kite flies to the moon")  # the server answers again
+    assert len(again.pages) == 2
+    assert "the kite flies to the moon" in str(fake_openai.requests_to("chat")[-2]["messages"])
