@@ -1,0 +1,164 @@
+"""The live hub: snapshot plus newer frames, coalescing, fan-out (local and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from streaming.live import Delta, LiveHub, LivePublisher, LiveSnapshot, LocalHub, RedisHub, RunState
+from streaming.sections import SectionStatus
+
+
+@pytest.fixture(params=["local", "redis"])
+async def live_hub(request: pytest.FixtureRequest) -> AsyncIterator[LiveHub]:
+    if request.param == "local":
+        yield LocalHub()
+        return
+    if not settings.REDIS_URL:
+        pytest.skip("the Redis hub runs on the Redis configuration (REDIS_URL is not set)")
+    found = RedisHub(settings.REDIS_URL, "lw-test")
+    yield found
+    await found.close()
+
+
+def a_snapshot(draft_id: str = "d1") -> LiveSnapshot:
+    return LiveSnapshot.start(
+        draft_id=draft_id, page_number=1, run_id="r1", child_input="a kite", is_last_page=False
+    )
+
+
+class Watcher:
+    def __init__(self) -> None:
+        self.frames: list[list[Delta]] = []
+
+    async def __call__(self, deltas: list[Delta]) -> None:
+        self.frames.append(deltas)
+
+    @property
+    def seqs(self) -> list[int]:
+        return [d.seq for frame in self.frames for d in frame]
+
+
+async def settle(watcher: Watcher, last_seq: int) -> None:
+    async def wait() -> None:
+        while not watcher.seqs or watcher.seqs[-1] < last_seq:
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(wait(), timeout=5)
+
+
+def test_snapshot_folds_deltas_and_round_trips() -> None:
+    snapshot = a_snapshot()
+    snapshot.apply(Delta(1, "story", "status", status="streaming"))
+    snapshot.apply(Delta(2, "story", "text", text="Once "))
+    snapshot.apply(Delta(3, "story", "text", text="upon"))
+    snapshot.apply(Delta(4, "picture", "status", status="unhealthy", reason="busy"))
+    snapshot.apply(Delta(5, "", "run", status="needs_attention", reason="the picture failed"))
+    again = LiveSnapshot.from_json(snapshot.to_json())
+    assert again == snapshot
+    assert again.seq == 5 and again.state is RunState.NEEDS_ATTENTION
+    assert again.sections["story"].text == "Once upon"
+    assert again.sections["picture"].status is SectionStatus.UNHEALTHY
+    assert list(again.sections) == ["story", "picture", "question"]
+
+
+def test_a_retried_section_starts_from_nothing() -> None:
+    snapshot = a_snapshot()
+    snapshot.apply(Delta(1, "question", "text", text="Half a"))
+    snapshot.apply(Delta(2, "question", "status", status="unhealthy", reason="cut"))
+    snapshot.apply(Delta(3, "question", "status", status="streaming"))
+    assert snapshot.sections["question"].text == "" and snapshot.sections["question"].reason == ""
+
+
+async def test_frames_reach_every_watcher_and_the_snapshot_holds_them(live_hub: LiveHub) -> None:
+    first, second = Watcher(), Watcher()
+    await live_hub.watch("d1", first)
+    await live_hub.watch("d1", second)
+    publisher = LivePublisher(live_hub, a_snapshot(), frame_seconds=0.01)
+    publisher.emit("story", "status", status="streaming")
+    for word in ["Once ", "upon ", "a ", "time."]:
+        publisher.emit("story", "text", text=word)
+        await asyncio.sleep(0.003)
+    await publisher.close()
+    await settle(first, 5)
+    await settle(second, 5)
+    assert first.seqs == second.seqs == [1, 2, 3, 4, 5]
+    stored = await live_hub.snapshot("d1")
+    assert stored is not None and stored.seq == 5 and stored.sections["story"].text == "Once upon a time."
+    await live_hub.unwatch("d1", first)
+    await live_hub.unwatch("d1", second)
+
+
+async def test_pieces_are_coalesced_into_frames(live_hub: LiveHub) -> None:
+    watcher = Watcher()
+    await live_hub.watch("d2", watcher)
+    publisher = LivePublisher(live_hub, a_snapshot("d2"), frame_seconds=0.05)
+    for index in range(40):
+        publisher.emit("story", "text", text=f"{index} ")
+    await publisher.close()
+    await settle(watcher, 40)
+    assert watcher.seqs == list(range(1, 41))
+    assert len(watcher.frames) <= 2  # the first piece at once, the rest together
+    await live_hub.unwatch("d2", watcher)
+
+
+async def test_a_late_watcher_gets_snapshot_then_only_newer_frames(live_hub: LiveHub) -> None:
+    publisher = LivePublisher(live_hub, a_snapshot("d3"), frame_seconds=0.005)
+    for index in range(10):
+        publisher.emit("story", "text", text=f"{index} ")
+        await asyncio.sleep(0.002)
+    late = Watcher()
+    await live_hub.watch("d3", late)
+    snapshot = await live_hub.snapshot("d3")
+    for index in range(10, 20):
+        publisher.emit("story", "text", text=f"{index} ")
+        await asyncio.sleep(0.002)
+    await publisher.close()
+    await settle(late, 20)
+    assert snapshot is not None
+    newer = [seq for seq in late.seqs if seq > snapshot.seq]
+    assert newer == list(range(snapshot.seq + 1, 21))  # nothing missed, nothing twice
+    await live_hub.unwatch("d3", late)
+
+
+async def test_unwatched_handlers_get_nothing(live_hub: LiveHub) -> None:
+    watcher, other = Watcher(), Watcher()
+    await live_hub.watch("d4", watcher)
+    await live_hub.watch("d4", other)
+    await live_hub.unwatch("d4", watcher)
+    publisher = LivePublisher(live_hub, a_snapshot("d4"))
+    publisher.emit("story", "text", text="hello")
+    await publisher.close()
+    await settle(other, 1)
+    assert watcher.frames == []
+
+
+async def test_a_failing_watcher_does_not_stop_the_others(live_hub: LiveHub) -> None:
+    async def broken(deltas: list[Delta]) -> None:
+        raise RuntimeError("socket gone")
+
+    healthy = Watcher()
+    await live_hub.watch("d5", broken)
+    await live_hub.watch("d5", healthy)
+    publisher = LivePublisher(live_hub, a_snapshot("d5"))
+    publisher.emit("story", "text", text="hello")
+    await publisher.close()
+    await settle(healthy, 1)
+    assert healthy.seqs == [1]
+
+
+def test_hub_matches_the_configuration(settings: Any) -> None:
+    from streaming.live import hub
+
+    async def which() -> str:
+        found = hub()
+        name = type(found).__name__
+        if isinstance(found, RedisHub):
+            await found.close()
+        return name
+
+    assert asyncio.run(which()) == ("RedisHub" if settings.REDIS_URL else "LocalHub")
