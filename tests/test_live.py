@@ -34,9 +34,13 @@ def a_snapshot(draft_id: str = "d1") -> LiveSnapshot:
 class Watcher:
     def __init__(self) -> None:
         self.frames: list[list[Delta]] = []
+        self.waiting_for = 0
+        self.arrived = asyncio.Event()
 
     async def __call__(self, deltas: list[Delta]) -> None:
         self.frames.append(deltas)
+        if self.seqs[-1] >= self.waiting_for:
+            self.arrived.set()
 
     @property
     def seqs(self) -> list[int]:
@@ -44,11 +48,12 @@ class Watcher:
 
 
 async def settle(watcher: Watcher, last_seq: int) -> None:
-    async def wait() -> None:
-        while not watcher.seqs or watcher.seqs[-1] < last_seq:
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(wait(), timeout=5)
+    """Wait until the watcher has received the frame carrying ``last_seq``."""
+    watcher.waiting_for = last_seq
+    if watcher.seqs and watcher.seqs[-1] >= last_seq:
+        return
+    watcher.arrived.clear()
+    await asyncio.wait_for(watcher.arrived.wait(), timeout=5)
 
 
 def test_snapshot_folds_deltas_and_round_trips() -> None:

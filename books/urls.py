@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from books import views
+
+app_name = "books"
+
+urlpatterns = [
+    path("new/", views.new_book, name="new"),
+    path("mine/", views.my_books, name="mine"),
+    path("drafts/<str:draft_id>/", views.draft_page, name="draft"),
+    path("drafts/<str:draft_id>/pages/<int:number>/make", views.make_page, name="make_page"),
+    path("drafts/<str:draft_id>/pages/<int:number>/write", views.write_page, name="write_page"),
+    path("drafts/<str:draft_id>/pages/<int:number>/edit", views.edit_page, name="edit_page"),
+    path("drafts/<str:draft_id>/pages/<int:number>/picture", views.draft_picture, name="draft_picture"),
+    path("drafts/<str:draft_id>/finish", views.finish, name="finish"),
+    path("drafts/<str:draft_id>/discard", views.discard, name="discard"),
+    path("<int:book_id>/", views.read_book, name="read"),
+    path("<int:book_id>/pages/<int:number>/picture", views.book_picture, name="book_picture"),
+]

@@ -1,0 +1,406 @@
+"""Web pages for making and reading books: each view parses input, calls one service, renders.
+
+Refused moves (``DomainError``) become a page with the error's sentence and its status
+through ``shows_domain_errors``, so no view needs its own try/except for them. Making a
+page is async: the storyteller is awaited without holding a worker thread.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser, User
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from books import drafts, pictures, selectors, services
+from books.domain import MAX_CHILD_INPUT_LENGTH, BookDraft, BookState, DomainError
+from books.drafts import DraftExpired, DraftNotFound, GenerationLock
+from books.forms import (
+    CHARACTER_ROWS_SHOWN,
+    BaseCharacterFormSet,
+    CharacterFormSet,
+    ChildInputForm,
+    FinishForm,
+    NewBookForm,
+    PageTextForm,
+)
+
+View = Callable[..., Any]
+
+
+class FamilyRequest(HttpRequest):
+    """Typing only: a request behind ``login_required``, through django-htmx's middleware.
+
+    The auth middleware sets ``user`` and ``auser`` on each request; past ``login_required``
+    they are a real user, never the anonymous one.
+    """
+
+    user: User
+    auser: Callable[[], Awaitable[User]]
+    htmx: HtmxDetails
+
+
+# Local pictures never change under the same URL (a new draft or book has a new id), but
+# they are private: only the family's own browser may keep them.
+PICTURE_MAX_AGE_SECONDS = 300
+# A redirect must not outlive the presigned URL it points to (S3_URL_SECONDS, 5 minutes by default).
+SIGNED_REDIRECT_MAX_AGE_SECONDS = 60
+
+
+# -- refused moves -----------------------------------------------------------------------------
+
+
+def domain_error_page(
+    request: HttpRequest, error: DomainError, *, draft_id: str | None = None
+) -> HttpResponse:
+    """The error's sentence, its status, and the one link that helps next."""
+    if isinstance(error, DraftExpired):
+        back_url, back_label = reverse("books:new"), "Start a new book"
+    elif isinstance(error, DraftNotFound) or not draft_id:
+        back_url, back_label = reverse("home"), "Back home"
+    else:
+        back_url, back_label = reverse("books:draft", args=[draft_id]), "Back to your book"
+    context = {"message": str(error), "status": error.status, "back_url": back_url, "back_label": back_label}
+    return render(request, "error.html", context, status=error.status)
+
+
+def shows_domain_errors(view: View) -> View:
+    """Turn a ``DomainError`` raised by a view into ``error.html`` with ``error.status`` — never a 500."""
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                response: HttpResponse = await view(request, *args, **kwargs)
+            except DomainError as error:
+                # Rendering reads request.user (a sync database lookup), so it leaves the event loop.
+                return await sync_to_async(domain_error_page)(request, error, draft_id=kwargs.get("draft_id"))
+            return response
+
+        return async_view
+
+    @wraps(view)
+    def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            response: HttpResponse = view(request, *args, **kwargs)
+        except DomainError as error:
+            return domain_error_page(request, error, draft_id=kwargs.get("draft_id"))
+        return response
+
+    return sync_view
+
+
+# -- home and starting a book ----------------------------------------------------------------
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if isinstance(user, AnonymousUser):
+        return render(request, "home.html")  # the visitor's page: what LittleWriter is
+    context = {
+        "draft": drafts.current(user.pk),
+        "book_count": selectors.books_of(user).count(),
+    }
+    return render(request, "home.html", context)
+
+
+@login_required
+def new_book(request: FamilyRequest) -> HttpResponse:
+    data = request.POST if request.method == "POST" else None
+    book_form = NewBookForm(data)
+    characters = CharacterFormSet(data, prefix="characters")
+    if data is None:
+        return _new_book_page(request, book_form, characters)
+    if not (book_form.is_valid() and characters.is_valid()):
+        return _new_book_page(request, book_form, characters, status=400)
+    try:
+        draft = services.start_book(
+            user_id=request.user.pk,
+            characters=characters.characters(),
+            page_count=book_form.cleaned_data["page_count"],
+            language=book_form.cleaned_data["language"],
+        )
+    except DomainError as error:
+        # Shown above the form, which keeps everything that was typed.
+        return _new_book_page(request, book_form, characters, error=str(error), status=error.status)
+    return redirect("books:draft", draft_id=draft.draft_id)
+
+
+def _new_book_page(
+    request: FamilyRequest,
+    book_form: NewBookForm,
+    characters: BaseCharacterFormSet,
+    *,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    more_rows = characters.forms[CHARACTER_ROWS_SHOWN:]
+    context = {
+        "book_form": book_form,
+        "characters": characters,
+        "first_rows": characters.forms[:CHARACTER_ROWS_SHOWN],
+        "more_rows": more_rows,
+        # Keep the extra rows open when something was typed there, so nothing looks lost.
+        "more_open": any(form.is_bound and form.has_changed() for form in more_rows),
+        "error": error,
+        "current_draft": drafts.current(request.user.pk),
+    }
+    return render(request, "books/new_book.html", context, status=status)
+
+
+# -- the making page ---------------------------------------------------------------------------
+
+
+@login_required
+@shows_domain_errors
+def draft_page(request: FamilyRequest, draft_id: str) -> HttpResponse:
+    draft = drafts.load(request.user.pk, draft_id)
+    return making_page(request, draft)
+
+
+def making_page(
+    request: HttpRequest,
+    draft: BookDraft,
+    *,
+    child_form: ChildInputForm | None = None,
+    write_form: PageTextForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    if child_form is None and write_form is None:
+        child_form, write_form = _forms_keeping_failed_input(draft)
+    write_open = write_form is not None and write_form.is_bound
+    context = {
+        "draft": draft,
+        "pages_made": len(draft.pages),
+        "is_done": draft.state is BookState.DONE,
+        "is_busy": GenerationLock.is_held(draft.owner_id),
+        "next_number": draft.next_page_number,
+        "child_form": child_form if child_form is not None else ChildInputForm(),
+        "write_form": write_form if write_form is not None else PageTextForm(prefix="write"),
+        # The parent's own-words form stays open when it is what came back with a problem.
+        "write_open": write_open,
+    }
+    return render(request, "books/making.html", context, status=status)
+
+
+def _forms_keeping_failed_input(draft: BookDraft) -> tuple[ChildInputForm, PageTextForm]:
+    """After a failed page the draft still holds its input: put it back where it was typed."""
+    child_input, own_words = "", ""
+    if draft.last_error and draft.pending_input:
+        # A parent's page can be longer than a child's input ever is; that tells them apart.
+        if len(draft.pending_input) <= MAX_CHILD_INPUT_LENGTH:
+            child_input = draft.pending_input
+        else:
+            own_words = draft.pending_input
+    return (
+        ChildInputForm(initial={"child_input": child_input}),
+        PageTextForm(prefix="write", initial={"text": own_words}),
+    )
+
+
+def _after_new_page(draft: BookDraft) -> HttpResponse:
+    if draft.state is BookState.DONE:
+        return redirect("books:finish", draft_id=draft.draft_id)
+    page_anchor = f"#page-{len(draft.pages)}"
+    return HttpResponseRedirect(reverse("books:draft", args=[draft.draft_id]) + page_anchor)
+
+
+def _reload_making_page(request: HttpRequest, user_id: int, draft_id: str, **forms: Any) -> HttpResponse:
+    # Reload: after a failed page the draft carries the failure's sentence (last_error).
+    return making_page(request, drafts.load(user_id, draft_id), **forms)
+
+
+@login_required
+@require_POST
+@shows_domain_errors
+async def make_page(request: FamilyRequest, draft_id: str, number: int) -> HttpResponse:
+    """The child said what happens next: write, draw and ask (awaits the storyteller)."""
+    user = await request.auser()
+    form = ChildInputForm(request.POST)
+    if not form.is_valid():
+        return await sync_to_async(_reload_making_page)(
+            request, user.pk, draft_id, child_form=form, status=400
+        )
+    try:
+        draft = await services.make_next_page(
+            user_id=user.pk,
+            draft_id=draft_id,
+            page_number=number,
+            child_input=form.cleaned_data["child_input"],
+        )
+    except services.PageFailed as failure:
+        # The same page again, the notice on top and the child's words still in the box.
+        return await sync_to_async(_reload_making_page)(
+            request, user.pk, draft_id, child_form=form, status=failure.status
+        )
+    return _after_new_page(draft)
+
+
+@login_required
+@require_POST
+@shows_domain_errors
+async def write_page(request: FamilyRequest, draft_id: str, number: int) -> HttpResponse:
+    """Write this page yourself: the parent's words (and question); only the picture is drawn."""
+    user = await request.auser()
+    form = PageTextForm(request.POST, prefix="write")
+    if not form.is_valid():
+        return await sync_to_async(_reload_making_page)(
+            request, user.pk, draft_id, write_form=form, status=400
+        )
+    try:
+        draft = await services.write_page_yourself(
+            user_id=user.pk,
+            draft_id=draft_id,
+            page_number=number,
+            text=form.cleaned_data["text"],
+            question=form.cleaned_data["question"],
+        )
+    except services.PageFailed as failure:
+        return await sync_to_async(_reload_making_page)(
+            request, user.pk, draft_id, write_form=form, status=failure.status
+        )
+    return _after_new_page(draft)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@shows_domain_errors
+def edit_page(request: FamilyRequest, draft_id: str, number: int) -> HttpResponse:
+    draft = drafts.load(request.user.pk, draft_id)
+    page = draft.page(number)
+    data = request.POST if request.method == "POST" else None
+    form = PageTextForm(data, initial={"text": page.text, "question": page.question})
+    if data is not None and form.is_valid():
+        services.edit_page(
+            user_id=request.user.pk,
+            draft_id=draft_id,
+            page_number=number,
+            text=form.cleaned_data["text"],
+            question=form.cleaned_data["question"],
+        )
+        return HttpResponseRedirect(reverse("books:draft", args=[draft_id]) + f"#page-{number}")
+    # From the making page, HTMX asks only for the form, to open it inside the page's card.
+    template = "books/edit_page.html#edit_form" if request.htmx else "books/edit_page.html"
+    context = {"draft": draft, "page": page, "form": form}
+    return render(request, template, context, status=400 if form.errors else 200)
+
+
+@login_required
+@shows_domain_errors
+def draft_picture(request: FamilyRequest, draft_id: str, number: int) -> HttpResponseBase:
+    draft = drafts.load(request.user.pk, draft_id)
+    name = next((page.picture for page in draft.pages if page.number == number), "")
+    if not name:
+        raise Http404("This page has no picture.")
+    return picture_response(name)
+
+
+# -- finishing and putting away ----------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@shows_domain_errors
+def finish(request: FamilyRequest, draft_id: str) -> HttpResponse:
+    draft = drafts.load(request.user.pk, draft_id)
+    if request.method == "GET" and draft.state is not BookState.DONE:
+        # Nothing to name yet: the making page says what is left.
+        return redirect("books:draft", draft_id=draft_id)
+    form = FinishForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        book = services.finish_book(
+            user_id=request.user.pk, draft_id=draft_id, title=form.cleaned_data["title"]
+        )
+        messages.success(request, f"“{book.title}” is finished and on your shelf.")
+        return redirect(book)
+    return render(
+        request, "books/finish.html", {"draft": draft, "form": form}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@shows_domain_errors
+def discard(request: FamilyRequest, draft_id: str) -> HttpResponse:
+    """GET asks "are you sure?"; only the POST from that page puts the book away."""
+    draft = drafts.load(request.user.pk, draft_id)
+    if request.method == "GET":
+        return render(request, "books/discard.html", {"draft": draft})
+    services.discard_draft(user_id=request.user.pk, draft_id=draft_id)
+    messages.info(request, "The book in progress was put away. Start a new one whenever you like.")
+    return redirect("home")
+
+
+# -- finished books ------------------------------------------------------------------------------
+
+
+@login_required
+def my_books(request: FamilyRequest) -> HttpResponse:
+    context = {"books": selectors.books_of(request.user), "draft": drafts.current(request.user.pk)}
+    return render(request, "books/mine.html", context)
+
+
+@login_required
+def read_book(request: FamilyRequest, book_id: int) -> HttpResponse:
+    """One page at a time: ``?page=0`` (or none) is the cover, then 1..N."""
+    book = selectors.book_for_reader(request.user, book_id)
+    pages = list(book.pages.all())
+    number = _page_number(request.GET.get("page"), len(pages))
+    context = {
+        "book": book,
+        "pages": pages,
+        "number": number,
+        "page": pages[number - 1] if number else None,
+        "cover_page": pages[0] if pages else None,
+        "previous_number": number - 1 if number > 0 else None,
+        "next_number": number + 1 if number < len(pages) else None,
+    }
+    return render(request, "books/reader.html", context)
+
+
+def _page_number(raw: str | None, page_total: int) -> int:
+    """A page to show, kept within the book; anything unreadable opens the cover."""
+    try:
+        number = int(raw or 0)
+    except ValueError:
+        return 0
+    return min(max(number, 0), page_total)
+
+
+@login_required
+def book_picture(request: FamilyRequest, book_id: int, number: int) -> HttpResponseBase:
+    return picture_response(selectors.book_picture_name(request.user, book_id, number))
+
+
+def picture_response(name: str) -> HttpResponseBase:
+    """Hand out a picture the caller may see: S3 by a short-lived signed URL, local files streamed."""
+    if pictures.is_s3():
+        redirect_response = HttpResponseRedirect(pictures.signed_url(name))
+        patch_cache_control(redirect_response, private=True, max_age=SIGNED_REDIRECT_MAX_AGE_SECONDS)
+        return redirect_response
+    try:
+        handle = pictures.storage().open(name, "rb")
+    except FileNotFoundError as missing:
+        raise Http404("This picture is gone.") from missing
+    content_type = mimetypes.guess_type(name)[0] or "image/png"
+    file_response = FileResponse(handle, content_type=content_type)
+    patch_cache_control(file_response, private=True, max_age=PICTURE_MAX_AGE_SECONDS)
+    return file_response

@@ -1,0 +1,529 @@
+"""The web pages through Django's test client, on whichever database, cache and storage the run uses."""
+
+from __future__ import annotations
+
+import html
+import re
+import urllib.request
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+
+from books import drafts
+from books.domain import BookState
+from books.drafts import GenerationLock
+from books.models import Book
+from books.ports import AdapterError, StoryContext, StoryWriter
+from tests.conftest import USING_S3
+from tests.people import make_parent
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHARACTERS = [("Mina", "a girl with a red umbrella"), ("Bori", "a sleepy orange cat")]
+
+# Posting to the async views (make, write) runs database work in other threads: they need
+# real commits, not the test's rolled-back transaction.
+async_db = pytest.mark.django_db(transaction=True)
+
+
+class SleepyStoryWriter(StoryWriter):
+    """A storyteller that always fails, the way an upstream outage does."""
+
+    async def write(self, context: StoryContext) -> AsyncIterator[str]:
+        raise AdapterError("The storyteller fell asleep; try again in a moment.")
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def new_book_data(
+    characters: list[tuple[str, str]] = CHARACTERS, page_count: Any = 3, language: str = "en"
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "characters-TOTAL_FORMS": "6",
+        "characters-INITIAL_FORMS": "0",
+        "characters-MIN_NUM_FORMS": "0",
+        "characters-MAX_NUM_FORMS": "6",
+        "page_count": page_count,
+        "language": language,
+    }
+    for index, (name, description) in enumerate(characters):
+        data[f"characters-{index}-name"] = name
+        data[f"characters-{index}-description"] = description
+    return data
+
+
+def start_book(client: Client, user: Any, page_count: int = 3) -> str:
+    response = client.post(reverse("books:new"), new_book_data(page_count=page_count))
+    draft = drafts.current(user.pk)
+    assert draft is not None
+    assert response.status_code == 302
+    assert response["Location"] == reverse("books:draft", args=[draft.draft_id])
+    return draft.draft_id
+
+
+def make_page(client: Client, draft_id: str, number: int, child_input: str = "they find a blue door") -> Any:
+    return client.post(reverse("books:make_page", args=[draft_id, number]), {"child_input": child_input})
+
+
+def make_pages(client: Client, draft_id: str, count: int) -> None:
+    for number in range(1, count + 1):
+        response = make_page(client, draft_id, number, f"idea number {number}")
+        assert response.status_code == 302, response.content.decode()
+
+
+def finished_book(client: Client, user: Any, title: str = "Mina and the Blue Door") -> Book:
+    draft_id = start_book(client, user, page_count=2)
+    make_pages(client, draft_id, 2)
+    response = client.post(reverse("books:finish", args=[draft_id]), {"title": title})
+    assert response.status_code == 302
+    return Book.objects.get(owner=user)
+
+
+def fetch_picture(client: Client, url: str) -> bytes:
+    """The picture's bytes as a browser would get them: streamed here, or from S3 through a signed URL."""
+    response: Any = client.get(url)
+    assert "private" in response["Cache-Control"]
+    if USING_S3:
+        assert response.status_code == 302
+        assert "Signature" in response["Location"] or "X-Amz-Signature" in response["Location"]
+        with urllib.request.urlopen(response["Location"], timeout=10) as remote:
+            data: bytes = remote.read()
+        return data
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    data = b"".join(response.streaming_content)
+    response.close()
+    return data
+
+
+def text_of(response: Any) -> str:
+    """The page as a reader sees its words (entities such as &#x27; turned back into characters)."""
+    return html.unescape(response.content.decode())
+
+
+# -- logging in ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "name", "args"),
+    [
+        ("get", "books:new", []),
+        ("get", "books:mine", []),
+        ("get", "books:draft", ["abc"]),
+        ("post", "books:make_page", ["abc", 1]),
+        ("post", "books:write_page", ["abc", 1]),
+        ("get", "books:edit_page", ["abc", 1]),
+        ("get", "books:draft_picture", ["abc", 1]),
+        ("get", "books:finish", ["abc"]),
+        ("post", "books:discard", ["abc"]),
+        ("get", "books:read", [1]),
+        ("get", "books:book_picture", [1, 1]),
+    ],
+)
+def test_pages_need_a_login(client: Client, method: str, name: str, args: list[Any]) -> None:
+    url = reverse(name, args=args)
+    response = getattr(client, method)(url)
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={url}"
+
+
+@pytest.mark.django_db
+def test_home_explains_the_product_to_a_visitor(client: Client) -> None:
+    response = client.get(reverse("home"))
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "Make a picture book together" in page
+    assert reverse("signup") in page
+    assert reverse("login") in page
+
+
+@pytest.mark.django_db
+def test_login_and_signup_pages_render(client: Client) -> None:
+    assert client.get(reverse("login")).status_code == 200
+    assert client.get(reverse("signup")).status_code == 200
+
+
+def test_home_offers_to_start_a_book(parent_client: Client) -> None:
+    page = text_of(parent_client.get(reverse("home")))
+    assert "Start a book" in page
+    assert reverse("books:new") in page
+    assert reverse("books:mine") in page
+
+
+def test_home_offers_to_continue_the_book_in_progress(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent, page_count=3)
+    page = text_of(parent_client.get(reverse("home")))
+    assert "Continue your book" in page
+    assert "0 of 3 pages" in page
+    assert reverse("books:draft", args=[draft_id]) in page
+
+
+# -- starting a book -----------------------------------------------------------------------------
+
+
+def test_new_book_form_shows_three_rows_and_a_way_to_add_more(parent_client: Client) -> None:
+    response = parent_client.get(reverse("books:new"))
+    assert response.status_code == 200
+    page = text_of(response)
+    assert len(re.findall(r'name="characters-\d-(?:name|description)"', page)) == 12  # six rows
+    assert "Add more characters" in page
+    assert 'value="4"' in page  # four pages unless told otherwise
+
+
+def test_new_book_with_bad_input_keeps_what_was_typed(parent_client: Client, parent: Any) -> None:
+    too_long = "N" * 41
+    data = new_book_data(characters=[(too_long, "a tall tale"), ("Bori", "a sleepy cat")], page_count=20)
+    response = parent_client.post(reverse("books:new"), data)
+    assert response.status_code == 400
+    page = text_of(response)
+    assert "at most 40 characters" in page
+    assert "A book has at most 16 pages." in page
+    assert f'value="{too_long}"' in page
+    assert 'value="a sleepy cat"' in page
+    assert 'value="20"' in page
+    assert drafts.current(parent.pk) is None
+
+
+def test_new_book_needs_a_character(parent_client: Client, parent: Any) -> None:
+    response = parent_client.post(reverse("books:new"), new_book_data(characters=[("", "")]))
+    assert response.status_code == 400
+    assert "Name at least one character" in text_of(response)
+    assert drafts.current(parent.pk) is None
+
+
+def test_a_description_without_a_name_is_refused(parent_client: Client) -> None:
+    response = parent_client.post(reverse("books:new"), new_book_data(characters=[("", "a lonely hat")]))
+    assert response.status_code == 400
+    page = text_of(response)
+    assert "Every character needs a name." in page
+    assert 'value="a lonely hat"' in page
+
+
+def test_starting_a_book_opens_the_making_page(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent, page_count=3)
+    response = parent_client.get(reverse("books:draft", args=[draft_id]))
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "Page 1 of 3" in page
+    assert "Mina" in page and "a sleepy orange cat" in page
+    assert "Make page 1" in page
+    assert 'maxlength="300"' in page
+    assert "write this page yourself" in page
+
+
+def test_a_second_book_in_progress_is_refused_with_a_link_to_the_first(
+    parent_client: Client, parent: Any
+) -> None:
+    draft_id = start_book(parent_client, parent)
+    data = new_book_data(characters=[("Tori", "a tiny bird")])
+    response = parent_client.post(reverse("books:new"), data)
+    assert response.status_code == 409
+    page = text_of(response)
+    assert "You already have a book in progress" in page
+    assert reverse("books:draft", args=[draft_id]) in page
+    assert 'value="Tori"' in page
+
+
+# -- making pages ----------------------------------------------------------------------------------
+
+
+@async_db
+def test_making_a_page_shows_it_with_its_picture(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent, page_count=3)
+    response = make_page(parent_client, draft_id, 1, "a dragon comes to tea")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("books:draft", args=[draft_id]) + "#page-1"
+
+    draft = drafts.current(parent.pk)
+    assert draft is not None and len(draft.pages) == 1
+    page = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    assert "Page 2 of 3" in page
+    assert draft.pages[0].text in page
+    assert draft.pages[0].question in page
+    picture_url = reverse("books:draft_picture", args=[draft_id, 1])
+    assert picture_url in page
+    assert reverse("books:edit_page", args=[draft_id, 1]) in page
+    assert fetch_picture(parent_client, picture_url).startswith(PNG_SIGNATURE)
+
+
+@async_db
+def test_the_last_page_leads_to_the_title(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent, page_count=2)
+    assert make_page(parent_client, draft_id, 1).status_code == 302
+    response = make_page(parent_client, draft_id, 2, "everyone goes home")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("books:finish", args=[draft_id])
+    page = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    assert "All 2 pages are ready — give your book a title" in page
+    assert "Make page" not in page
+
+
+@async_db
+def test_a_page_out_of_order_is_refused_with_a_sentence(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    response = make_page(parent_client, draft_id, 2)
+    assert response.status_code == 409
+    page = text_of(response)
+    assert "the next page of this book is page 1" in page
+    assert reverse("books:draft", args=[draft_id]) in page  # a way back to the book
+
+
+@async_db
+def test_an_empty_input_keeps_the_making_page(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    response = make_page(parent_client, draft_id, 1, "   ")
+    assert response.status_code == 400
+    assert "Tell us what happens next" in text_of(response)
+    assert "Make page 1" in text_of(response)
+
+
+@async_db
+def test_a_second_page_while_one_is_being_made_is_refused(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    lock = GenerationLock(parent.pk)
+    lock.acquire()
+    try:
+        response = make_page(parent_client, draft_id, 1)
+        assert response.status_code == 409
+        assert "A page is being made right now" in text_of(response)
+        assert "is being made right now" in text_of(
+            parent_client.get(reverse("books:draft", args=[draft_id]))
+        )
+    finally:
+        lock.release()
+    draft = drafts.current(parent.pk)
+    assert draft is not None and draft.pages == []
+
+
+@async_db
+def test_a_failed_page_keeps_the_input_and_the_book(
+    parent_client: Client, parent: Any, settings: Any
+) -> None:
+    draft_id = start_book(parent_client, parent)
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "STORY_WRITER": "tests.test_views.SleepyStoryWriter"}
+
+    response = make_page(parent_client, draft_id, 1, "a whale sings a song")
+    assert response.status_code == 502
+    page = text_of(response)
+    assert "Page 1 could not be made" in page
+    assert "The storyteller fell asleep" in page
+    assert "a whale sings a song</textarea>" in page
+    draft = drafts.current(parent.pk)
+    assert draft is not None
+    assert draft.pages == [] and draft.state is BookState.IN_PROGRESS
+    # Coming back later, the notice and the child's words are still there.
+    again = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    assert "Page 1 could not be made" in again
+    assert "a whale sings a song</textarea>" in again
+
+    settings.LITTLEWRITER = {
+        **settings.LITTLEWRITER,
+        "STORY_WRITER": "books.adapters.offline.OfflineStoryWriter",
+    }
+    assert make_page(parent_client, draft_id, 1, "a whale sings a song").status_code == 302
+    draft = drafts.current(parent.pk)
+    assert draft is not None and len(draft.pages) == 1 and draft.last_error == ""
+    assert "could not be made" not in text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+
+
+@async_db
+def test_writing_a_page_yourself(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    response = parent_client.post(
+        reverse("books:write_page", args=[draft_id, 1]),
+        {
+            "write-text": "Mina opened her red umbrella and floated up.",
+            "write-question": "Where will she land?",
+        },
+    )
+    assert response.status_code == 302
+    page = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    assert "Mina opened her red umbrella and floated up." in page
+    assert "Where will she land?" in page
+    assert "in your own words" in page
+    assert fetch_picture(parent_client, reverse("books:draft_picture", args=[draft_id, 1])).startswith(
+        PNG_SIGNATURE
+    )
+
+
+@async_db
+def test_writing_an_empty_page_yourself_is_refused(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    response = parent_client.post(reverse("books:write_page", args=[draft_id, 1]), {"write-text": " "})
+    assert response.status_code == 400
+    assert "A page needs some words." in text_of(response)
+
+
+@async_db
+def test_editing_a_page(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    make_pages(parent_client, draft_id, 1)
+    edit_url = reverse("books:edit_page", args=[draft_id, 1])
+
+    form = parent_client.get(edit_url)
+    assert form.status_code == 200 and "<html" in text_of(form)
+    inline = parent_client.get(edit_url, headers={"HX-Request": "true"})
+    assert inline.status_code == 200
+    assert "<html" not in text_of(inline) and 'name="text"' in text_of(inline)
+
+    refused = parent_client.post(edit_url, {"text": "", "question": ""})
+    assert refused.status_code == 400
+    assert "A page needs some words." in text_of(refused)
+
+    response = parent_client.post(
+        edit_url, {"text": "Bori yawned a very big yawn.", "question": "Is Bori sleepy?"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("books:draft", args=[draft_id]) + "#page-1"
+    page = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    assert "Bori yawned a very big yawn." in page and "Is Bori sleepy?" in page
+
+
+def test_editing_a_page_that_does_not_exist_is_refused(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    response = parent_client.get(reverse("books:edit_page", args=[draft_id, 3]))
+    assert response.status_code == 409
+    assert "This book has no page 3 yet." in text_of(response)
+
+
+@async_db
+def test_another_familys_draft_is_not_found(parent_client: Client, parent: Any, other_client: Client) -> None:
+    draft_id = start_book(parent_client, parent)
+    make_pages(parent_client, draft_id, 1)
+    sentence = drafts.NOT_FOUND_SENTENCE
+    attempts = [
+        other_client.get(reverse("books:draft", args=[draft_id])),
+        make_page(other_client, draft_id, 2),
+        other_client.post(reverse("books:write_page", args=[draft_id, 2]), {"write-text": "Mine now."}),
+        other_client.post(
+            reverse("books:edit_page", args=[draft_id, 1]), {"text": "Mine now.", "question": ""}
+        ),
+        other_client.post(reverse("books:finish", args=[draft_id]), {"title": "Stolen"}),
+        other_client.post(reverse("books:discard", args=[draft_id])),
+        other_client.get(reverse("books:draft_picture", args=[draft_id, 1])),
+    ]
+    for response in attempts:
+        assert response.status_code == 404
+        assert sentence in text_of(response)
+    draft = drafts.current(parent.pk)
+    assert draft is not None and len(draft.pages) == 1 and "Mine now." not in draft.pages[0].text
+
+
+def test_a_missing_draft_picture_is_not_found(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    assert parent_client.get(reverse("books:draft_picture", args=[draft_id, 1])).status_code == 404
+
+
+def test_an_expired_draft_says_so_and_offers_a_new_book(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    cache.delete(f"draft:user:{parent.pk}")  # what the TTL does; the "seen" marker outlives it
+    response = parent_client.get(reverse("books:draft", args=[draft_id]))
+    assert response.status_code == 410
+    page = text_of(response)
+    assert drafts.EXPIRED_SENTENCE in page
+    assert reverse("books:new") in page
+
+
+# -- finishing and putting away ---------------------------------------------------------------------
+
+
+def test_finishing_before_the_last_page_is_refused(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent, page_count=3)
+    response = parent_client.post(reverse("books:finish", args=[draft_id]), {"title": "Too soon"})
+    assert response.status_code == 409
+    assert "3 more page(s) to make" in text_of(response)
+    assert not Book.objects.exists()
+    # The form itself sends back to the pages while there is nothing to name yet.
+    form = parent_client.get(reverse("books:finish", args=[draft_id]))
+    assert form.status_code == 302 and form["Location"] == reverse("books:draft", args=[draft_id])
+
+
+@async_db
+def test_finishing_needs_a_title(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent, page_count=2)
+    make_pages(parent_client, draft_id, 2)
+    assert parent_client.get(reverse("books:finish", args=[draft_id])).status_code == 200
+    response = parent_client.post(reverse("books:finish", args=[draft_id]), {"title": "  "})
+    assert response.status_code == 400
+    assert "Give your book a title." in text_of(response)
+    assert drafts.current(parent.pk) is not None
+    assert not Book.objects.exists()
+
+
+def test_putting_a_book_away_asks_first(parent_client: Client, parent: Any) -> None:
+    draft_id = start_book(parent_client, parent)
+    confirm = parent_client.get(reverse("books:discard", args=[draft_id]))
+    assert confirm.status_code == 200
+    assert "Put this book away?" in text_of(confirm)
+    assert drafts.current(parent.pk) is not None
+
+    response = parent_client.post(reverse("books:discard", args=[draft_id]))
+    assert response.status_code == 302 and response["Location"] == reverse("home")
+    assert drafts.current(parent.pk) is None
+    assert "Start a book" in text_of(parent_client.get(reverse("home")))
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
+@async_db
+def test_a_finished_book_is_read_page_by_page(parent_client: Client, parent: Any) -> None:
+    book = finished_book(parent_client, parent, title="Mina and the Blue Door")
+    assert drafts.current(parent.pk) is None
+
+    cover = text_of(parent_client.get(reverse("books:read", args=[book.pk])))
+    assert "Mina and the Blue Door" in cover
+    assert "Mina" in cover and "Bori" in cover
+    assert "?page=1" in cover
+
+    pages = list(book.pages.order_by("number"))
+    assert [p.number for p in pages] == [1, 2]
+    for page in pages:
+        response = parent_client.get(reverse("books:read", args=[book.pk]), {"page": page.number})
+        assert response.status_code == 200
+        body = text_of(response)
+        assert page.text.split(".")[0] in body
+        picture_url = reverse("books:book_picture", args=[book.pk, page.number])
+        assert picture_url in body
+        assert fetch_picture(parent_client, picture_url).startswith(PNG_SIGNATURE)
+    last = text_of(parent_client.get(reverse("books:read", args=[book.pk]), {"page": 2}))
+    assert "back to my books" in last
+
+    shelf = text_of(parent_client.get(reverse("books:mine")))
+    assert "Mina and the Blue Door" in shelf
+    assert book.get_absolute_url() in shelf
+
+
+@async_db
+def test_reader_keeps_the_page_number_inside_the_book(parent_client: Client, parent: Any) -> None:
+    book = finished_book(parent_client, parent)
+    for raw in ("99", "-3", "cat"):
+        assert parent_client.get(reverse("books:read", args=[book.pk]), {"page": raw}).status_code == 200
+
+
+@async_db
+def test_another_familys_book_and_pictures_are_not_found(
+    parent_client: Client, parent: Any, other_client: Client
+) -> None:
+    book = finished_book(parent_client, parent)
+    assert other_client.get(reverse("books:read", args=[book.pk])).status_code == 404
+    assert other_client.get(reverse("books:book_picture", args=[book.pk, 1])).status_code == 404
+    assert book.title not in text_of(other_client.get(reverse("books:mine")))
+
+
+@async_db
+def test_staff_can_read_any_book(parent_client: Client, parent: Any) -> None:
+    book = finished_book(parent_client, parent)
+    reviewer: Any = make_parent("rita")
+    reviewer.is_staff = True
+    reviewer.save()
+    staff = Client()
+    staff.force_login(reviewer)
+    assert staff.get(reverse("books:read", args=[book.pk])).status_code == 200
+    assert fetch_picture(staff, reverse("books:book_picture", args=[book.pk, 1])).startswith(PNG_SIGNATURE)
