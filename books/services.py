@@ -243,7 +243,7 @@ def _abandon_page(user_id: int, draft_id: str, reason: str) -> None:
 
 
 def _failure_sentence(page_number: int, result: PageResult) -> str:
-    parts = "; ".join(f"the {section}: {reason}" for section, reason in result.failures.items())
+    parts = "; ".join(f"the {section}: {reason.rstrip('.')}" for section, reason in result.failures.items())
     return f"Page {page_number} could not be made ({parts}). Your book is as it was — try again."
 
 
