@@ -13,7 +13,7 @@ Nothing here imports Django or an AI SDK; the web layer turns ``DomainError`` in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -95,6 +95,8 @@ class DraftPage:
     """Storage name of the page's picture ("" when it has none)."""
     child_input: str
     source: PageSource = PageSource.AI
+    new_words: str = ""
+    """Two or three words from the page explained for a child ("" when there are none)."""
 
 
 def clean_child_input(child_input: str) -> str:
@@ -208,6 +210,11 @@ class BookDraft:
         self.pending_input = ""
         self.state = BookState.DONE if self.is_complete else BookState.IN_PROGRESS
 
+    def add_new_words(self, *, page_number: int, new_words: str) -> None:
+        """An optional section made again after its page was kept."""
+        index = self._page_index(page_number)
+        self.pages[index] = replace(self.pages[index], new_words=new_words.strip())
+
     def abandon_page(self, reason: str) -> None:
         """The page could not be made; the book goes back to how it was, input kept for a retry."""
         if self.state is BookState.GENERATING:
@@ -222,13 +229,8 @@ class BookDraft:
         index = self._page_index(page_number)
         page = self.pages[index]
         new_question = page.question if question is None else clean_question(question)
-        self.pages[index] = DraftPage(
-            number=page.number,
-            text=clean_page_text(text),
-            question=new_question,
-            picture=page.picture,
-            child_input=page.child_input,
-            source=PageSource.PARENT,
+        self.pages[index] = replace(
+            page, text=clean_page_text(text), question=new_question, source=PageSource.PARENT
         )
 
     def finish(self, title: str) -> FinishedBook:

@@ -16,6 +16,8 @@ from django.core.cache import cache
 from books.domain import AlreadyGenerating, BookDraft, DomainError
 
 SEEN_TTL_SECONDS = 60 * 60 * 24 * 60
+# The run refreshes its lock every few seconds; a dead server's lock lapses after this.
+LOCK_SECONDS = 30
 
 
 class DraftNotFound(DomainError):
@@ -86,8 +88,9 @@ class GenerationLock:
     """Only one page of a user's book is made at a time, across every server process.
 
     ``cache.add`` is atomic on Redis (SET NX) and on the database cache (INSERT), so two
-    concurrent requests cannot both win. The lock expires by itself, so a server that
-    dies mid-page leaves a book that can be retried, not one "generating" forever.
+    concurrent requests cannot both win. The run refreshes the lock while it lives; a
+    server that dies mid-page lets it lapse, so the book can be retried, not left
+    "generating" forever.
     """
 
     def __init__(self, user_id: int) -> None:
@@ -95,9 +98,14 @@ class GenerationLock:
         self.token = f"{time.time_ns()}"
 
     def acquire(self) -> None:
-        timeout = settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]
-        if not cache.add(self.key, self.token, timeout=timeout):
+        if not cache.add(self.key, self.token, timeout=LOCK_SECONDS):
             raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+
+    def refresh(self, seconds: int = 0) -> bool:
+        """Keep the lock a while longer; False when it was lost (lapsed, or taken over)."""
+        if cache.get(self.key) != self.token:
+            return False
+        return bool(cache.touch(self.key, seconds or LOCK_SECONDS))
 
     def release(self) -> None:
         if cache.get(self.key) == self.token:

@@ -51,6 +51,7 @@ class Page(models.Model):
     question = models.CharField(max_length=300, blank=True)
     picture = models.FileField(max_length=255, blank=True)
     child_input = models.CharField(max_length=300, blank=True)
+    new_words = models.TextField(blank=True, help_text="Words from the page explained for a child.")
     source = models.CharField(
         max_length=8, choices=[(s.value, s.value) for s in PageSource], default=PageSource.AI.value
     )

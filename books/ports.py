@@ -96,6 +96,14 @@ class QuestionWriter(abc.ABC):
         """Yield the question in pieces, in order."""
 
 
+class WordExplainer(abc.ABC):
+    """Picks two or three words from the page and explains them for a child."""
+
+    @abc.abstractmethod
+    def explain(self, context: StoryContext, page_text: str) -> AsyncIterator[str]:
+        """Yield the explanations in pieces, in order: one "word — meaning" line per word."""
+
+
 class Illustrator(abc.ABC):
     """Draws one picture a page, characters kept alike through the character sheet."""
 
@@ -119,6 +127,11 @@ def story_writer() -> StoryWriter:
 def question_writer() -> QuestionWriter:
     writer: QuestionWriter = _build("QUESTION_WRITER")
     return writer
+
+
+def word_explainer() -> WordExplainer:
+    explainer: WordExplainer = _build("WORD_EXPLAINER")
+    return explainer
 
 
 def illustrator() -> Illustrator:

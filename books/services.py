@@ -6,12 +6,15 @@ Views parse input, call one of these and render; the rules themselves live in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import transaction
 
 from books import drafts, pictures, ports
@@ -31,8 +34,11 @@ from books.domain import (
 from books.drafts import GenerationLock
 from books.models import Book, Page
 from books.models import Character as CharacterRow
-from books.ports import PageSoFar, QuestionWriter, StoryContext, StoryWriter
-from streaming.pipeline import EventSink, PageResult, PageWorkers, make_page
+from books.ports import PageSoFar, Picture, QuestionWriter, StoryContext, StoryWriter
+from streaming import live, runs
+from streaming.live import LivePublisher, LiveSnapshot, RunState
+from streaming.pipeline import EventSink, PageResult, PageWorkers, PictureKeeper, make_page
+from streaming.sections import SECTIONS, SectionStatus, sections_for, with_dependents
 
 log = logging.getLogger(__name__)
 
@@ -84,46 +90,118 @@ def _refuse_while_generating(user_id: int) -> None:
 
 
 # -- making a page ---------------------------------------------------------------------------------
+#
+# A page is made by a run: a background task of the server process (``streaming.runs``)
+# that streams every section into the live hub. ``start_*`` return once the run is under
+# way (the page shows its tabs at once); ``make_next_page`` and ``write_page_yourself``
+# wait for it, for callers that want the finished page.
+
+Begin = Callable[[BookDraft], object]
+Keep = Callable[[BookDraft, int, StoryContext, PageResult], BookDraft]
 
 
-async def make_next_page(
-    *, user_id: int, draft_id: str, page_number: int, child_input: str, on_event: EventSink | None = None
-) -> BookDraft:
-    """The child said what happens next: write, draw and ask, then keep the page in the draft."""
-    return await _make_page(
+async def start_next_page(
+    *, user_id: int, draft_id: str, page_number: int, child_input: str
+) -> asyncio.Task[BookDraft]:
+    """The child said what happens next: start writing, drawing and asking."""
+    return await _start_run(
         user_id=user_id,
         draft_id=draft_id,
         page_number=page_number,
         begin=lambda draft: draft.begin_page(page_number=page_number, child_input=child_input),
+        keep=_keeper(PageSource.AI),
         source=PageSource.AI,
-        story=None,
-        question=None,
-        on_event=on_event,
     )
 
 
-async def write_page_yourself(
-    *,
-    user_id: int,
-    draft_id: str,
-    page_number: int,
-    text: str,
-    question: str = "",
-    on_event: EventSink | None = None,
-) -> BookDraft:
+async def start_own_page(
+    *, user_id: int, draft_id: str, page_number: int, text: str, question: str = ""
+) -> asyncio.Task[BookDraft]:
     """The parent's own words: their text (and question, if they give one); the picture is still drawn."""
     cleaned_text = clean_page_text(text)
     cleaned_question = clean_question(question)
-    return await _make_page(
+    return await _start_run(
         user_id=user_id,
         draft_id=draft_id,
         page_number=page_number,
         begin=lambda draft: draft.begin_parent_page(page_number=page_number, text=cleaned_text),
+        keep=_keeper(PageSource.PARENT),
         source=PageSource.PARENT,
         story=ParentWords(cleaned_text),
         question=ParentQuestion(cleaned_question) if cleaned_question else None,
-        on_event=on_event,
     )
+
+
+async def make_next_page(*, user_id: int, draft_id: str, page_number: int, child_input: str) -> BookDraft:
+    run = await start_next_page(
+        user_id=user_id, draft_id=draft_id, page_number=page_number, child_input=child_input
+    )
+    return await run
+
+
+async def write_page_yourself(
+    *, user_id: int, draft_id: str, page_number: int, text: str, question: str = ""
+) -> BookDraft:
+    run = await start_own_page(
+        user_id=user_id, draft_id=draft_id, page_number=page_number, text=text, question=question
+    )
+    return await run
+
+
+async def retry_sections(*, user_id: int, draft_id: str, sections: set[str]) -> asyncio.Task[BookDraft]:
+    """Make failed sections again (and what depends on them); completed ones are kept as they are."""
+    snapshot = await live.hub().snapshot(draft_id)
+    draft = await sync_to_async(drafts.load)(user_id, draft_id)
+    if snapshot is None or snapshot.state is RunState.RUNNING:
+        raise IllegalMove("There is nothing to make again right now.")
+    failed = {name for name, state in snapshot.sections.items() if state.status is SectionStatus.UNHEALTHY}
+    if not sections or not sections <= failed:
+        raise IllegalMove("Only a part that could not be made can be made again.")
+    page_number = snapshot.page_number
+    only = with_dependents(sections, is_last_page=page_number == draft.page_count)
+    earlier = _result_from(snapshot)
+    if page_number <= len(draft.pages):
+        if sections - {s.name for s in SECTIONS if not s.required}:
+            raise IllegalMove(f"Page {page_number} is already in your book.")
+        return await _start_run(
+            user_id=user_id,
+            draft_id=draft_id,
+            page_number=page_number,
+            begin=lambda draft: draft.page(page_number),
+            keep=_keep_new_words,
+            source=PageSource(snapshot.source),
+            only=only,
+            earlier=earlier,
+        )
+    source = PageSource(snapshot.source)
+    if source is PageSource.PARENT:
+        text = snapshot.sections["story"].text
+
+        def begin(draft: BookDraft) -> object:
+            return draft.begin_parent_page(page_number=page_number, text=text)
+    else:
+
+        def begin(draft: BookDraft) -> object:
+            return draft.begin_page(page_number=page_number, child_input=snapshot.child_input)
+
+    return await _start_run(
+        user_id=user_id,
+        draft_id=draft_id,
+        page_number=page_number,
+        begin=begin,
+        keep=_keeper(source),
+        source=source,
+        only=only,
+        earlier=earlier,
+    )
+
+
+async def stop_page(*, user_id: int, draft_id: str) -> None:
+    """Stop the page being made; the book goes back to how it was, the child's words kept."""
+    await sync_to_async(drafts.load)(user_id, draft_id)
+    if not await sync_to_async(GenerationLock.is_held)(user_id):
+        raise IllegalMove("No page is being made right now.")
+    await runs.request_stop(draft_id)
 
 
 class ParentWords(StoryWriter):
@@ -144,48 +222,171 @@ class ParentQuestion(QuestionWriter):
         yield self.question
 
 
-async def _make_page(
+async def _start_run(
     *,
     user_id: int,
     draft_id: str,
     page_number: int,
-    begin: Callable[[BookDraft], object],
+    begin: Begin,
+    keep: Keep,
     source: PageSource,
-    story: StoryWriter | None,
-    question: QuestionWriter | None,
-    on_event: EventSink | None,
-) -> BookDraft:
+    story: StoryWriter | None = None,
+    question: QuestionWriter | None = None,
+    only: set[str] | None = None,
+    earlier: PageResult | None = None,
+) -> asyncio.Task[BookDraft]:
     lock = GenerationLock(user_id)
     draft = await sync_to_async(_begin_page)(user_id, draft_id, lock, begin)
     try:
         context = story_context(draft, page_number=page_number)
+        live_hub = live.hub()
+        previous = await live_hub.snapshot(draft_id)
+        snapshot = LiveSnapshot.start(
+            draft_id=draft_id,
+            page_number=page_number,
+            run_id=uuid.uuid4().hex,
+            child_input=context.child_input if source is PageSource.AI else "",
+            is_last_page=context.is_last_page,
+            source=source.value,
+            previous=previous if only is not None else None,
+            rerun=only,
+            seq=previous.seq if previous else 0,
+        )
+        publisher = LivePublisher(live_hub, snapshot)
+        publisher.emit("", "run", status=RunState.RUNNING)
+        await publisher.flush()  # the page shown after this request already has the run's tabs
         workers = PageWorkers(
             story=story or ports.story_writer(),
             question=question or ports.question_writer(),
             illustrator=ports.illustrator(),
+            words=ports.word_explainer(),
+            keep_picture=_picture_keeper(draft_id, page_number),
         )
+    except BaseException:
+        await sync_to_async(_abandon_page)(user_id, draft_id, "The page could not be started; try again.")
+        await sync_to_async(lock.release)()
+        raise
+    work = _run_page(
+        draft=draft,
+        page_number=page_number,
+        context=context,
+        workers=workers,
+        publisher=publisher,
+        lock=lock,
+        keep=keep,
+        only=only,
+        earlier=earlier,
+    )
+    return runs.launch(draft_id, work)
+
+
+async def _run_page(
+    *,
+    draft: BookDraft,
+    page_number: int,
+    context: StoryContext,
+    workers: PageWorkers,
+    publisher: LivePublisher,
+    lock: GenerationLock,
+    keep: Keep,
+    only: set[str] | None,
+    earlier: PageResult | None,
+) -> BookDraft:
+    this_run = asyncio.current_task()
+    assert this_run is not None
+    heartbeat = asyncio.create_task(runs.keep_alive(lock, draft.draft_id, this_run))
+    timeout = settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]
+    try:
         try:
-            result = await (
-                make_page(context, workers, on_event) if on_event else make_page(context, workers)
-            )
+            async with asyncio.timeout(timeout):
+                result = await make_page(context, workers, _sink(publisher), only=only, earlier=earlier)
         finally:
             await workers.close()
-        if not result.ok:
-            raise PageFailed(_failure_sentence(page_number, result))
-        return await sync_to_async(_keep_page)(draft, page_number, context, result, source)
+        failures = result.required_failures(sections_for(is_last_page=context.is_last_page))
+        if failures:
+            raise PageFailed(_failure_sentence(page_number, failures))
+        kept = await sync_to_async(keep)(draft, page_number, context, result)
+        publisher.emit("", "run", status=RunState.COMPLETE)
+        return kept
     except BaseException as error:
-        reason = str(error) if isinstance(error, DomainError) else "The page could not be made; try again."
-        if not isinstance(error, DomainError):
-            log.exception("making page %s of draft %s failed", page_number, draft_id)
-        await sync_to_async(_abandon_page)(user_id, draft_id, reason)
+        state, reason = _why_the_run_ended(error, page_number)
+        await sync_to_async(_abandon_page)(draft.owner_id, draft.draft_id, reason)
+        for name, section in publisher.snapshot.sections.items():
+            if section.status in (SectionStatus.NOT_STARTED, SectionStatus.STREAMING):
+                publisher.emit(name, "status", status=SectionStatus.UNHEALTHY, reason=reason)
+        publisher.emit("", "run", status=state, reason=reason)
         raise
     finally:
+        await runs.cancel_quietly(heartbeat)
+        # The last frame goes out before the lock does: a page view that finds no lock
+        # must find a finished snapshot, or it would take the run for an interrupted one.
+        await publisher.close()
         await sync_to_async(lock.release)()
 
 
-def _begin_page(
-    user_id: int, draft_id: str, lock: GenerationLock, begin: Callable[[BookDraft], object]
-) -> BookDraft:
+def live_page(*, user_id: int, draft_id: str) -> tuple[BookDraft, LiveSnapshot | None]:
+    """The draft and its live snapshot, with a run whose server went away marked as interrupted."""
+    draft = drafts.load(user_id, draft_id)
+    snapshot = live.read_snapshot(draft_id)
+    if GenerationLock.is_held(user_id):
+        return draft, snapshot
+    reason = "Making this page was interrupted (the server restarted). Make it again."
+    if draft.state is BookState.GENERATING:
+        draft.abandon_page(reason)
+        drafts.save(draft)
+    if snapshot is not None and snapshot.is_active:
+        snapshot = live.mark_interrupted(snapshot, reason)
+    return draft, snapshot
+
+
+def _why_the_run_ended(error: BaseException, page_number: int) -> tuple[RunState, str]:
+    if isinstance(error, asyncio.CancelledError):
+        return RunState.STOPPED, f"Making page {page_number} was stopped. Your book is as it was."
+    if isinstance(error, TimeoutError):
+        return RunState.NEEDS_ATTENTION, f"Page {page_number} took too long to make; try again."
+    if isinstance(error, DomainError):
+        return RunState.NEEDS_ATTENTION, str(error)
+    log.error("making page %s failed", page_number, exc_info=error)
+    return RunState.NEEDS_ATTENTION, f"Page {page_number} could not be made; try again."
+
+
+def _sink(publisher: LivePublisher) -> EventSink:
+    async def on_event(section: str, what: str, payload: Any) -> None:
+        if what == "delta":
+            publisher.emit(section, "text", text=payload)
+        elif what == "picture":
+            publisher.emit(section, "picture", picture=payload)
+        else:
+            publisher.emit(section, "status", status=str(what), reason=payload or "")
+
+    return on_event
+
+
+def _picture_keeper(draft_id: str, page_number: int) -> PictureKeeper:
+    async def keep(picture: Picture) -> str:
+        # Stored the moment it is drawn: a provider URL would expire, and a retry reuses it.
+        return await sync_to_async(pictures.save_draft_picture)(
+            draft_id=draft_id, page_number=page_number, picture=picture
+        )
+
+    return keep
+
+
+def _result_from(snapshot: LiveSnapshot) -> PageResult:
+    sections = snapshot.sections
+    result = PageResult(
+        text=sections["story"].text.strip() if "story" in sections else "",
+        question=sections["question"].text.strip() if "question" in sections else "",
+        new_words=sections["new_words"].text.strip() if "new_words" in sections else "",
+        picture_name=sections["picture"].picture if "picture" in sections else "",
+    )
+    result.failures = {
+        name: state.reason for name, state in sections.items() if state.status is not SectionStatus.COMPLETE
+    }
+    return result
+
+
+def _begin_page(user_id: int, draft_id: str, lock: GenerationLock, begin: Begin) -> BookDraft:
     drafts.load(user_id, draft_id)  # 404 / 410 before anything else
     lock.acquire()
     try:
@@ -202,35 +403,46 @@ def _begin_page(
 
 
 def story_context(draft: BookDraft, *, page_number: int) -> StoryContext:
+    earlier_pages = [p for p in draft.pages if p.number < page_number]
+    child_input = draft.pending_input
+    if page_number <= len(draft.pages):  # a kept page, getting an optional section again
+        child_input = draft.page(page_number).child_input or draft.page(page_number).text
     return StoryContext(
         characters=tuple(draft.characters),
         language=draft.language,
         page_number=page_number,
         page_count=draft.page_count,
-        pages_so_far=tuple(PageSoFar(number=p.number, text=p.text) for p in draft.pages),
-        child_input=draft.pending_input,
+        pages_so_far=tuple(PageSoFar(number=p.number, text=p.text) for p in earlier_pages),
+        child_input=child_input,
         book_key=draft.draft_id,
     )
 
 
-def _keep_page(
-    draft: BookDraft, page_number: int, context: StoryContext, result: PageResult, source: PageSource
+def _keeper(source: PageSource) -> Keep:
+    def keep(draft: BookDraft, page_number: int, context: StoryContext, result: PageResult) -> BookDraft:
+        page = DraftPage(
+            number=page_number,
+            text=result.text,
+            question=result.question,
+            picture=result.picture_name,
+            child_input=context.child_input if source is PageSource.AI else "",
+            source=source,
+            new_words=result.new_words,
+        )
+        draft.complete_page(page)
+        drafts.save(draft)
+        return draft
+
+    return keep
+
+
+def _keep_new_words(
+    draft: BookDraft, page_number: int, context: StoryContext, result: PageResult
 ) -> BookDraft:
-    assert result.picture is not None
-    picture = pictures.save_draft_picture(
-        draft_id=draft.draft_id, page_number=page_number, picture=result.picture
-    )
-    page = DraftPage(
-        number=page_number,
-        text=result.text,
-        question=result.question,
-        picture=picture,
-        child_input=context.child_input if source is PageSource.AI else "",
-        source=source,
-    )
-    draft.complete_page(page)
-    drafts.save(draft)
-    return draft
+    fresh = drafts.load(draft.owner_id, draft.draft_id)
+    fresh.add_new_words(page_number=page_number, new_words=result.new_words)
+    drafts.save(fresh)
+    return fresh
 
 
 def _abandon_page(user_id: int, draft_id: str, reason: str) -> None:
@@ -238,12 +450,15 @@ def _abandon_page(user_id: int, draft_id: str, reason: str) -> None:
         draft = drafts.load(user_id, draft_id)
     except DomainError:
         return
-    draft.abandon_page(reason)
-    drafts.save(draft)
+    if draft.state is BookState.GENERATING:
+        draft.abandon_page(reason)
+        drafts.save(draft)
 
 
-def _failure_sentence(page_number: int, result: PageResult) -> str:
-    parts = "; ".join(f"the {section}: {reason.rstrip('.')}" for section, reason in result.failures.items())
+def _failure_sentence(page_number: int, failures: dict[str, str]) -> str:
+    parts = "; ".join(
+        f"the {section.replace('_', ' ')}: {reason.rstrip('.')}" for section, reason in failures.items()
+    )
     return f"Page {page_number} could not be made ({parts}). Your book is as it was — try again."
 
 
@@ -306,4 +521,5 @@ def _page_row(book: Book, page: DraftPage) -> Page:
         picture=page.picture,
         child_input=page.child_input,
         source=page.source.value,
+        new_words=page.new_words,
     )

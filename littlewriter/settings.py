@@ -171,25 +171,28 @@ _ADAPTERS = {
         "books.adapters.offline.OfflineStoryWriter",
         "books.adapters.offline.OfflineQuestionWriter",
         "books.adapters.offline.OfflineIllustrator",
+        "books.adapters.offline.OfflineWordExplainer",
     ),
     "openai": (
         "books.adapters.openai.OpenAIStoryWriter",
         "books.adapters.openai.OpenAIQuestionWriter",
         "books.adapters.openai.OpenAIIllustrator",
+        "books.adapters.openai.OpenAIWordExplainer",
     ),
 }
 if _storyteller not in _ADAPTERS:
     raise ImproperlyConfigured(f"LW_STORYTELLER must be one of {sorted(_ADAPTERS)}, not {_storyteller!r}.")
 if _storyteller == "openai" and not OPENAI_API_KEY:
     raise ImproperlyConfigured("LW_STORYTELLER=openai needs OPENAI_API_KEY.")
-_story, _question, _illustrator = _ADAPTERS[_storyteller]
+_story, _question, _illustrator, _words = _ADAPTERS[_storyteller]
 
 LITTLEWRITER: dict[str, Any] = {
     "STORY_WRITER": env_str("LW_STORY_WRITER", _story),
     "QUESTION_WRITER": env_str("LW_QUESTION_WRITER", _question),
     "ILLUSTRATOR": env_str("LW_ILLUSTRATOR", _illustrator),
+    "WORD_EXPLAINER": env_str("LW_WORD_EXPLAINER", _words),
     "DRAFT_TTL_SECONDS": env_int("LW_DRAFT_TTL_HOURS", 72) * 3600,
-    # A page being made for longer than this is taken as interrupted and can be retried.
+    # A page still being made after this long is stopped and can be made again.
     "GENERATION_TIMEOUT_SECONDS": env_int("LW_GENERATION_TIMEOUT", 300),
     "OPENAI_BASE_URL": env_str("OPENAI_BASE_URL", ""),
     "OPENAI_TEXT_MODEL": env_str("LW_TEXT_MODEL", "gpt-4o-mini"),

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from streaming.sections import SectionStatus, sections_for
+from streaming.sections import BY_NAME, Section, SectionStatus, sections_for
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ class SectionState:
     picture: str = ""
     """Storage name of the section's picture, once drawn."""
 
+    @property
+    def picture_file(self) -> str:
+        return self.picture.rsplit("/", 1)[-1]
+
 
 @dataclass(frozen=True)
 class Delta:
@@ -69,6 +73,7 @@ class LiveSnapshot:
     page_number: int
     run_id: str
     child_input: str = ""
+    source: str = "ai"
     seq: int = 0
     state: RunState = RunState.RUNNING
     reason: str = ""
@@ -76,15 +81,50 @@ class LiveSnapshot:
 
     @classmethod
     def start(
-        cls, *, draft_id: str, page_number: int, run_id: str, child_input: str, is_last_page: bool
+        cls,
+        *,
+        draft_id: str,
+        page_number: int,
+        run_id: str,
+        child_input: str,
+        is_last_page: bool,
+        source: str = "ai",
+        seq: int = 0,
+        previous: LiveSnapshot | None = None,
+        rerun: set[str] | None = None,
     ) -> LiveSnapshot:
+        """A new run's snapshot; numbering goes on from the last run so open sockets keep up.
+
+        A retry (``previous`` and ``rerun`` given) keeps the sections it does not run again.
+        """
+        sections = {s.name: SectionState() for s in sections_for(is_last_page=is_last_page)}
+        if previous is not None and rerun is not None:
+            for name in sections:
+                if name not in rerun and name in previous.sections:
+                    sections[name] = previous.sections[name]
+            child_input = child_input or previous.child_input
         return cls(
             draft_id=draft_id,
             page_number=page_number,
             run_id=run_id,
             child_input=child_input,
-            sections={s.name: SectionState() for s in sections_for(is_last_page=is_last_page)},
+            source=source,
+            seq=seq,
+            sections=sections,
         )
+
+    @property
+    def is_active(self) -> bool:
+        return self.state is RunState.RUNNING
+
+    @property
+    def tabs(self) -> list[tuple[Section, SectionState]]:
+        """The sections in the order of the tabs, each with its state (for templates)."""
+        return [(BY_NAME[name], state) for name, state in self.sections.items() if name in BY_NAME]
+
+    @property
+    def failed_sections(self) -> list[str]:
+        return [name for name, state in self.sections.items() if state.status is SectionStatus.UNHEALTHY]
 
     def apply(self, delta: Delta) -> None:
         self.seq = delta.seq
@@ -189,12 +229,16 @@ async def _safely(handler: FrameHandler, deltas: list[Delta]) -> None:
         log.exception("a live watcher failed to take a frame")
 
 
+# Snapshots of the local hub are process-wide: page views (in threads) read them too.
+_local_snapshots: dict[str, str] = {}
+
+
 class LocalHub(LiveHub):
     """Everything in this process: the embedded default (one server process)."""
 
     def __init__(self) -> None:
         self.fan_out = _LocalFanOut()
-        self.snapshots: dict[str, str] = {}
+        self.snapshots = _local_snapshots
 
     async def publish(self, snapshot: LiveSnapshot, deltas: list[Delta]) -> None:
         # Stored as JSON, as Redis would: a watcher never shares the run's live object.
@@ -299,6 +343,52 @@ class RedisHub(LiveHub):
         await self.redis.aclose()
 
 
+def read_snapshot(draft_id: str) -> LiveSnapshot | None:
+    """The stored snapshot, for synchronous code (page views)."""
+    raw = _snapshot_store_get(draft_id)
+    return LiveSnapshot.from_json(raw) if raw else None
+
+
+def mark_interrupted(snapshot: LiveSnapshot, reason: str) -> LiveSnapshot:
+    """A run whose server went away: say so in the snapshot (synchronous, for page views)."""
+    snapshot.state, snapshot.reason = RunState.INTERRUPTED, reason
+    for section in snapshot.sections.values():
+        if section.status in (SectionStatus.STREAMING, SectionStatus.NOT_STARTED):
+            section.status, section.reason = SectionStatus.UNHEALTHY, reason
+    _snapshot_store_set(snapshot)
+    return snapshot
+
+
+def _redis_prefix() -> str:
+    from django.conf import settings
+
+    prefix: str = settings.CACHES["default"].get("KEY_PREFIX", "lw")
+    return prefix
+
+
+def _snapshot_store_get(draft_id: str) -> str | bytes | None:
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return _local_snapshots.get(draft_id)
+    from django_redis import get_redis_connection
+
+    raw: bytes | None = get_redis_connection("default").get(f"{_redis_prefix()}:live:snapshot:{draft_id}")
+    return raw
+
+
+def _snapshot_store_set(snapshot: LiveSnapshot) -> None:
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        _local_snapshots[snapshot.draft_id] = snapshot.to_json()
+        return
+    from django_redis import get_redis_connection
+
+    key = f"{_redis_prefix()}:live:snapshot:{snapshot.draft_id}"
+    get_redis_connection("default").set(key, snapshot.to_json(), ex=SNAPSHOT_TTL_SECONDS)
+
+
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()
 
 
@@ -309,10 +399,7 @@ def hub() -> LiveHub:
     if found is None:
         from django.conf import settings
 
-        if settings.REDIS_URL:
-            found = RedisHub(settings.REDIS_URL, settings.CACHES["default"].get("KEY_PREFIX", "lw"))
-        else:
-            found = LocalHub()
+        found = RedisHub(settings.REDIS_URL, _redis_prefix()) if settings.REDIS_URL else LocalHub()
         _hubs[loop] = found
     return found
 

@@ -1,7 +1,9 @@
 """The sections of a page and their statuses: data in one place.
 
-Adding a section is one entry here plus the port that fills it. ``needs`` names the
-sections whose result it waits for; the rest start at once and run concurrently.
+Adding a section is one entry here plus the port that fills it (``streaming.pipeline``
+maps a section's name to its filler). ``needs`` names the sections whose result it
+waits for; the rest start at once and run concurrently. A page is kept once every
+*required* section is complete; an optional one that failed can be made again later.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ class SectionStatus(StrEnum):
     COMPLETE = "complete"
     UNHEALTHY = "unhealthy"
 
+    @property
+    def label(self) -> str:
+        return {
+            "not_started": "Not started",
+            "streaming": "Streaming",
+            "complete": "Complete",
+            "unhealthy": "Needs a retry",
+        }[self.value]
+
 
 class SectionKind(StrEnum):
     TEXT = "text"
@@ -28,6 +39,7 @@ class Section:
     label: str
     kind: SectionKind
     needs: tuple[str, ...] = ()
+    required: bool = True
     skipped_on_last_page: bool = False
     """The question invites the next page, so the last page has none."""
 
@@ -35,9 +47,24 @@ class Section:
 STORY = Section("story", "Story", SectionKind.TEXT)
 PICTURE = Section("picture", "Picture", SectionKind.PICTURE)
 QUESTION = Section("question", "Question", SectionKind.TEXT, needs=("story",), skipped_on_last_page=True)
+NEW_WORDS = Section("new_words", "New words", SectionKind.TEXT, needs=("story",), required=False)
 
-SECTIONS: tuple[Section, ...] = (STORY, PICTURE, QUESTION)
+SECTIONS: tuple[Section, ...] = (STORY, PICTURE, QUESTION, NEW_WORDS)
+BY_NAME = {section.name: section for section in SECTIONS}
 
 
 def sections_for(*, is_last_page: bool) -> tuple[Section, ...]:
     return tuple(s for s in SECTIONS if not (is_last_page and s.skipped_on_last_page))
+
+
+def with_dependents(names: set[str], *, is_last_page: bool) -> set[str]:
+    """The named sections and every section that needs one of them, transitively."""
+    chosen = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for section in sections_for(is_last_page=is_last_page):
+            if section.name not in chosen and chosen.intersection(section.needs):
+                chosen.add(section.name)
+                changed = True
+    return chosen

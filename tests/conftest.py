@@ -60,6 +60,7 @@ def offline_storyteller(settings: Any) -> None:
         "STORY_WRITER": "books.adapters.offline.OfflineStoryWriter",
         "QUESTION_WRITER": "books.adapters.offline.OfflineQuestionWriter",
         "ILLUSTRATOR": "books.adapters.offline.OfflineIllustrator",
+        "WORD_EXPLAINER": "books.adapters.offline.OfflineWordExplainer",
     }
 
 

@@ -10,7 +10,8 @@
 Scripts are queued per route ("chat" or "images") and used once each, in order; with
 none queued the server answers a default that makes a sensible page: a story text that
 depends on the request, streamed word by word, a question ending with "?" when the
-system message asks for a question, and a real PNG.
+system message asks for a question, two or three "word — explanation" lines for words
+from the <page> when it asks for new words, and a real PNG.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ _QUESTIONS = [
     "Who do you think is knocking?",
     "What will they do to help?",
 ]
+_FALLBACK_WORDS = ["meadow", "sparkling", "cosy"]
 
 
 @dataclass
@@ -107,6 +109,8 @@ def default_text(body: dict[str, Any]) -> str:
     messages = body.get("messages") or []
     seed = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).digest()
     system = " ".join(_message_text(m) for m in messages if m.get("role") in ("system", "developer"))
+    if "new words" in system.lower():
+        return new_words_text(messages)
     if "question" in system.lower():
         return _QUESTIONS[seed[0] % len(_QUESTIONS)]
     return " ".join(
@@ -116,6 +120,17 @@ def default_text(body: dict[str, Any]) -> str:
             _STORY_CLOSINGS[seed[2] % len(_STORY_CLOSINGS)],
         ]
     )
+
+
+def new_words_text(messages: list[dict[str, Any]]) -> str:
+    """Lines "word — explanation" for the two or three longest words inside the <page> tags."""
+    user = " ".join(_message_text(m) for m in messages if m.get("role") == "user")
+    page = re.search(r"<page>(.*?)</page>", user, flags=re.DOTALL)
+    found = re.findall(r"[^\W\d_]{4,}", page.group(1) if page else "")
+    words = sorted(dict.fromkeys(word.lower() for word in found), key=len, reverse=True)[:3]
+    if len(words) < 2:
+        words = _FALLBACK_WORDS
+    return "\n".join(f"{word} — a word from the page, said simply for a child." for word in words)
 
 
 def split_into_chunks(text: str) -> list[str]:

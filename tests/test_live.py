@@ -68,7 +68,7 @@ def test_snapshot_folds_deltas_and_round_trips() -> None:
     assert again.seq == 5 and again.state is RunState.NEEDS_ATTENTION
     assert again.sections["story"].text == "Once upon"
     assert again.sections["picture"].status is SectionStatus.UNHEALTHY
-    assert list(again.sections) == ["story", "picture", "question"]
+    assert list(again.sections) == ["story", "picture", "question", "new_words"]
 
 
 def test_a_retried_section_starts_from_nothing() -> None:

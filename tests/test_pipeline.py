@@ -138,5 +138,5 @@ async def test_the_last_page_asks_no_question() -> None:
 
 
 def test_sections_are_one_table() -> None:
-    assert [s.name for s in SECTIONS] == ["story", "picture", "question"]
-    assert [s.name for s in sections_for(is_last_page=True)] == ["story", "picture"]
+    assert [s.name for s in SECTIONS] == ["story", "picture", "question", "new_words"]
+    assert [s.name for s in sections_for(is_last_page=True)] == ["story", "picture", "new_words"]

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import io
 import random
+import re
 from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from books.domain import Language
-from books.ports import Illustrator, Picture, QuestionWriter, StoryContext, StoryWriter
+from books.ports import Illustrator, Picture, QuestionWriter, StoryContext, StoryWriter, WordExplainer
 
 PIECE_PAUSE_SECONDS = 0.02
 PICTURE_SIZE = (768, 512)
@@ -87,6 +88,110 @@ _QUESTIONS = {
     ],
 }
 
+# Real meanings for the words the templates above use (and a few a child's idea often
+# brings); any other word gets the kind fallback, since an offline explainer cannot know it.
+_ENGLISH_GLOSSARY = {
+    "adventure": "an exciting trip where new and surprising things happen.",
+    "whispered": "said something very quietly, so only someone close by could hear.",
+    "twinkle": "to shine with tiny flashes of light, like a star at night.",
+    "giggle": "a small, happy laugh that bubbles out when something is funny.",
+    "breath": "the air you take in through your nose or mouth.",
+    "brave": "ready to do something even when it feels a little scary.",
+    "remembered": "thought again about something from before.",
+    "expected": "thought that something was going to happen.",
+    "believe": "to feel sure that something is true.",
+    "tomorrow": "the day that comes after today.",
+    "together": "with each other, side by side.",
+    "morning": "the first part of the day, when the sun comes up.",
+    "bright": "full of light and shining.",
+    "stepped": "moved a foot to walk.",
+    "forward": "towards the front, the way you are facing.",
+    "knock": "to tap on a door so the people inside know you are there.",
+    "idea": "a new thought that pops into your head.",
+    "wind": "moving air that you can feel but cannot see.",
+    "hardly": "almost not at all.",
+    "smiled": "made a happy face with the corners of the mouth turned up.",
+    "knowing": "being sure about something.",
+    "umbrella": "a roof you carry over your head when it rains.",
+    "dragon": "a big make-believe animal with wings, in old stories.",
+    "sneezes": 'blows air out of the nose all of a sudden, with an "achoo!"',
+    "glitter": "tiny shiny bits that sparkle in the light.",
+}
+# Keyed by stem, so "바람이" and "반짝이기" find their entry; the headword is what is shown.
+_KOREAN_GLOSSARY = {
+    "바람": ("바람", "밖에서 움직이는 공기예요. 보이지 않지만 나뭇잎을 흔들어요."),
+    "불빛": ("불빛", "어둠 속에서 반짝 빛나는 작은 빛이에요."),
+    "모험": ("모험", "새롭고 신나는 일을 찾아 떠나는 여행이에요."),
+    "아침": ("아침", "해가 떠오르는 하루의 처음이에요."),
+    "옛날": ("옛날", "아주아주 오래전이에요."),
+    "함께": ("함께", "여럿이 같이 있는 거예요."),
+    "살랑살랑": ("살랑살랑", "바람이 부드럽게 조금씩 부는 모양이에요."),
+    "속삭": ("속삭이다", "귀에 대고 아주 작은 목소리로 말하는 거예요."),
+    "반짝": ("반짝이다", "작은 빛이 깜빡깜빡 빛나는 거예요."),
+    "씩씩": ("씩씩하다", "무서워도 힘차고 당당하게 하는 거예요."),
+    "용감": ("용감하다", "무서운 일 앞에서도 겁내지 않는 거예요."),
+    "동그랗": ("동그랗다", "공처럼 둥근 모양이에요."),
+    "행복": ("행복", "마음이 아주 기쁘고 즐거운 느낌이에요."),
+    "내일": ("내일", "오늘 다음에 오는 날이에요."),
+    "걸음": ("걸음", "발을 한 번 옮겨 걷는 거예요."),
+    "생각": ("생각", "머릿속에 떠오르는 마음이에요."),
+    "떠올": ("떠올리다", "잊고 있던 것이나 좋은 생각이 머릿속에 생겨나는 거예요."),
+    "똑똑똑": ("똑똑똑", "문을 가볍게 두드리는 소리예요."),
+    "소리": ("소리", "귀로 들리는 모든 것이에요."),
+    "기다리": ("기다리다", "누가 오거나 무슨 일이 생길 때까지 있는 거예요."),
+    "멀리": ("멀리", "아주 먼 곳이에요."),
+    "새로운": ("새로운", "전에 없던, 처음 보는 거예요."),
+    "재채기": ("재채기", '코가 간질간질해서 갑자기 "에취!" 하고 나오는 거예요.'),
+}
+_UNKNOWN_WORD = {
+    Language.ENGLISH: "a word from our story; ask a grown-up what it means and use it in a sentence!",
+    Language.KOREAN: (
+        "우리 이야기에 나온 낱말이에요. 어른에게 뜻을 물어보고, 이 낱말을 넣어서 문장을 만들어 보세요!"
+    ),
+}
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Words every child knows already, or that mean nothing on their own.
+_COMMON_ENGLISH = _word_set(
+    """about after again all also and any are around away back because been before being but came
+    can could did does down each every everyone everything far for from get going had has have her
+    here him his home how into its just like little made make many more much must new next nobody
+    not now off once one only onto other our out over right said saw see she should some something
+    that the their them then there these they this those through time too took under upon very
+    want was way went were what when where which while who will with would yes you your"""
+)
+# Hangul words that are mostly grammar or too plain to explain.
+_COMMON_KOREAN = _word_set(
+    """그리고 그때 그곳 그래서 하지만 바로 어느 아무 자기 모두 우리 정말 아주 생길
+    있는 없는 같은 이제 다음"""
+)
+# Nouns that end in 이 where the 이 is not the subject particle.
+_KOREAN_NOUNS_ENDING_IN_I = _word_set("고양이 호랑이 원숭이 부엉이 지렁이 어린이 놀이 종이 거북이")
+# Longer particles first, so "으로" is taken off whole rather than as "로".
+_KOREAN_PARTICLES = (
+    "에서",
+    "에게",
+    "으로",
+    "까지",
+    "부터",
+    "처럼",
+    "한테",
+    "이랑",
+    "랑",
+    "로",
+    "에",
+    "의",
+    "도",
+    "와",
+    "과",
+)
+_KOREAN_VERB_ENDINGS = ("요", "다", "죠", "고", "게", "며", "면", "서", "지만", "니다", "까", "한")
+MIN_WORDS, MAX_WORDS = 2, 3
+
 
 def _rng(context: StoryContext, purpose: str) -> random.Random:
     sheet = context.character_sheet()
@@ -149,6 +254,88 @@ class OfflineQuestionWriter(QuestionWriter):
         question = rng.choice(_QUESTIONS[context.language]).format(hero=hero)
         async for piece in _stream(question, rng):
             yield piece
+
+
+def _has_final_consonant(syllable: str) -> bool:
+    return "가" <= syllable <= "힣" and (ord(syllable) - ord("가")) % 28 != 0
+
+
+def _korean_noun(token: str) -> str | None:
+    """The noun in a Hangul word with its particle taken off, or None if it looks like a verb."""
+    if token in _KOREAN_NOUNS_ENDING_IN_I:
+        return token
+    for particle in _KOREAN_PARTICLES:
+        if token.endswith(particle) and len(token) > len(particle):
+            return token[: -len(particle)]
+    # 이/은/을 follow a final consonant and 가/는/를 a vowel, so the pair tells a particle
+    # from a word that merely ends in that syllable.
+    stem, last = token[:-1], token[-1:]
+    if stem and last in "이은을" and _has_final_consonant(stem[-1]):
+        return stem
+    if stem and last in "가는를" and not _has_final_consonant(stem[-1]):
+        return stem
+    if token.endswith(_KOREAN_VERB_ENDINGS):
+        return None
+    return token
+
+
+def _korean_candidates(page_text: str, names: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """(headword, meaning or None) for each Hangul word worth explaining, in page order."""
+    stems = sorted(_KOREAN_GLOSSARY, key=len, reverse=True)
+    found: list[tuple[str, str | None]] = []
+    name_parts = [part for name in names for part in re.findall(r"[가-힣]+", name)]
+    for token in re.findall(r"[가-힣]+", page_text):
+        if any(token.startswith(part) for part in name_parts):
+            continue
+        stem = next((stem for stem in stems if token.startswith(stem)), None)
+        if stem is not None:
+            found.append(_KOREAN_GLOSSARY[stem])
+            continue
+        noun = _korean_noun(token)
+        if noun and len(noun) >= 2 and noun not in _COMMON_KOREAN:
+            found.append((noun, None))
+    return found
+
+
+def _english_candidates(page_text: str, names: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    skipped = {part.lower() for name in names for part in re.findall(r"[A-Za-z]+", name)}
+    found: list[tuple[str, str | None]] = []
+    for token in re.findall(r"[A-Za-z]+(?:['’][A-Za-z]+)*", page_text):
+        word = re.sub(r"['’]s$", "", token).lower()
+        if word in skipped or word in _COMMON_ENGLISH or len(word) < 4 or "'" in word or "’" in word:
+            continue
+        found.append((word, _ENGLISH_GLOSSARY.get(word)))
+    return found
+
+
+def offline_new_words(context: StoryContext, page_text: str) -> list[str]:
+    """Two or three "word — meaning" lines for words on the page (fewer if the page has fewer)."""
+    rng = _rng(context, "words")
+    names = tuple(c.name.strip() for c in context.characters)
+    if context.language is Language.KOREAN:
+        candidates = _korean_candidates(page_text, names)
+    else:
+        candidates = _english_candidates(page_text, names)
+    unique = list(dict.fromkeys(candidates))
+    # Words with a real meaning first (in a seeded order, so books with the same words do not
+    # all explain the same ones), then the longest of the rest.
+    order = list(range(len(unique)))
+    rng.shuffle(order)
+    ranked = sorted(order, key=lambda i: (0, 0) if unique[i][1] else (1, -len(unique[i][0])))
+    chosen = sorted(ranked[: rng.randint(MIN_WORDS, MAX_WORDS)])  # back in page order
+    fallback = _UNKNOWN_WORD[context.language]
+    return [f"{unique[i][0]} — {unique[i][1] or fallback}" for i in chosen]
+
+
+class OfflineWordExplainer(WordExplainer):
+    async def explain(self, context: StoryContext, page_text: str) -> AsyncIterator[str]:
+        rng = _rng(context, "word pieces")
+        lines = offline_new_words(context, page_text)
+        for index, line in enumerate(lines):
+            async for piece in _stream(line, rng):
+                yield piece
+            if index < len(lines) - 1:
+                yield "\n"
 
 
 class OfflineIllustrator(Illustrator):

@@ -1,0 +1,85 @@
+"""Page runs belong to the server process, not to a socket.
+
+A run is an asyncio task started by the "make this page" request. Closing or reloading
+the browser tab neither stops nor loses it. While it runs it keeps the book's generation
+lock alive; if the process dies the lock lapses within ``LOCK_SECONDS`` and the page can
+be made again. A stop request reaches the run in whichever process holds it through a
+flag in the cache that the run's heartbeat reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.cache import cache
+
+from books.drafts import LOCK_SECONDS, GenerationLock
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 2.0
+
+_running: dict[str, asyncio.Task[Any]] = {}
+
+
+def _stop_key(draft_id: str) -> str:
+    return f"draft:stop:{draft_id}"
+
+
+def launch[T](draft_id: str, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Run ``work`` in the background of this process; its failure is logged, not lost."""
+    task = asyncio.create_task(work, name=f"page-run-{draft_id}")
+    _running[draft_id] = task
+    task.add_done_callback(lambda finished: _forget(draft_id, finished))
+    return task
+
+
+def _forget(draft_id: str, task: asyncio.Task[Any]) -> None:
+    if _running.get(draft_id) is task:
+        del _running[draft_id]
+    if not task.cancelled() and task.exception() is not None:
+        # The run already told the book and the watchers; this keeps asyncio from warning.
+        log.info("page run of draft %s ended with %r", draft_id, task.exception())
+
+
+def running_here(draft_id: str) -> bool:
+    task = _running.get(draft_id)
+    return task is not None and not task.done()
+
+
+async def request_stop(draft_id: str) -> None:
+    """Stop the draft's run, here or in another server process (through its heartbeat)."""
+    task = _running.get(draft_id)
+    if task is not None and not task.done():
+        task.cancel()
+        return
+    await sync_to_async(cache.set)(_stop_key(draft_id), 1, timeout=LOCK_SECONDS)
+
+
+async def keep_alive(lock: GenerationLock, draft_id: str, run: asyncio.Task[Any]) -> None:
+    """Refresh the lock while the run lives; cancel the run when a stop was asked elsewhere."""
+    await sync_to_async(cache.delete)(_stop_key(draft_id))
+    while not run.done():
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        refreshed, stop = await sync_to_async(_beat)(lock, draft_id)
+        if stop or not refreshed:
+            run.cancel()
+            return
+
+
+def _beat(lock: GenerationLock, draft_id: str) -> tuple[bool, bool]:
+    stop = bool(cache.get(_stop_key(draft_id)))
+    if stop:
+        cache.delete(_stop_key(draft_id))
+    return lock.refresh(LOCK_SECONDS), stop
+
+
+async def cancel_quietly(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
