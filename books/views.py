@@ -8,6 +8,7 @@ page is async: the storyteller is awaited without holding a worker thread.
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -32,7 +33,7 @@ from django_htmx.middleware import HtmxDetails
 
 from books import drafts, pictures, selectors, services
 from books.domain import MAX_CHILD_INPUT_LENGTH, BookDraft, BookState, DomainError
-from books.drafts import DraftExpired, DraftNotFound, GenerationLock
+from books.drafts import DraftExpired, DraftNotFound
 from books.forms import (
     CHARACTER_ROWS_SHOWN,
     BaseCharacterFormSet,
@@ -42,6 +43,7 @@ from books.forms import (
     NewBookForm,
     PageTextForm,
 )
+from streaming.live import LiveSnapshot
 
 View = Callable[..., Any]
 
@@ -172,14 +174,15 @@ def _new_book_page(
 @login_required
 @shows_domain_errors
 def draft_page(request: FamilyRequest, draft_id: str) -> HttpResponse:
-    draft = drafts.load(request.user.pk, draft_id)
-    return making_page(request, draft)
+    draft, snapshot = services.live_page(user_id=request.user.pk, draft_id=draft_id)
+    return making_page(request, draft, snapshot=snapshot)
 
 
 def making_page(
     request: HttpRequest,
     draft: BookDraft,
     *,
+    snapshot: LiveSnapshot | None = None,
     child_form: ChildInputForm | None = None,
     write_form: PageTextForm | None = None,
     status: int = 200,
@@ -191,12 +194,15 @@ def making_page(
         "draft": draft,
         "pages_made": len(draft.pages),
         "is_done": draft.state is BookState.DONE,
-        "is_busy": GenerationLock.is_held(draft.owner_id),
+        "is_busy": draft.state is BookState.GENERATING,
         "next_number": draft.next_page_number,
         "child_form": child_form if child_form is not None else ChildInputForm(),
         "write_form": write_form if write_form is not None else PageTextForm(prefix="write"),
         # The parent's own-words form stays open when it is what came back with a problem.
         "write_open": write_open,
+        # The tabs of the page being made, or of the last one made (they stay readable).
+        "live": snapshot if snapshot and snapshot.page_number >= len(draft.pages) else None,
+        "language": draft.language.value,
     }
     return render(request, "books/making.html", context, status=status)
 
@@ -216,42 +222,30 @@ def _forms_keeping_failed_input(draft: BookDraft) -> tuple[ChildInputForm, PageT
     )
 
 
-def _after_new_page(draft: BookDraft) -> HttpResponse:
-    if draft.state is BookState.DONE:
-        return redirect("books:finish", draft_id=draft.draft_id)
-    page_anchor = f"#page-{len(draft.pages)}"
-    return HttpResponseRedirect(reverse("books:draft", args=[draft.draft_id]) + page_anchor)
+def _to_the_live_tabs(draft_id: str) -> HttpResponse:
+    return HttpResponseRedirect(reverse("books:draft", args=[draft_id]) + "#live")
 
 
 def _reload_making_page(request: HttpRequest, user_id: int, draft_id: str, **forms: Any) -> HttpResponse:
-    # Reload: after a failed page the draft carries the failure's sentence (last_error).
-    return making_page(request, drafts.load(user_id, draft_id), **forms)
+    draft, snapshot = services.live_page(user_id=user_id, draft_id=draft_id)
+    return making_page(request, draft, snapshot=snapshot, **forms)
 
 
 @login_required
 @require_POST
 @shows_domain_errors
 async def make_page(request: FamilyRequest, draft_id: str, number: int) -> HttpResponse:
-    """The child said what happens next: write, draw and ask (awaits the storyteller)."""
+    """The child said what happens next: start the page and show its tabs filling in."""
     user = await request.auser()
     form = ChildInputForm(request.POST)
     if not form.is_valid():
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, child_form=form, status=400
         )
-    try:
-        draft = await services.make_next_page(
-            user_id=user.pk,
-            draft_id=draft_id,
-            page_number=number,
-            child_input=form.cleaned_data["child_input"],
-        )
-    except services.PageFailed as failure:
-        # The same page again, the notice on top and the child's words still in the box.
-        return await sync_to_async(_reload_making_page)(
-            request, user.pk, draft_id, child_form=form, status=failure.status
-        )
-    return _after_new_page(draft)
+    await services.start_next_page(
+        user_id=user.pk, draft_id=draft_id, page_number=number, child_input=form.cleaned_data["child_input"]
+    )
+    return _to_the_live_tabs(draft_id)
 
 
 @login_required
@@ -265,19 +259,47 @@ async def write_page(request: FamilyRequest, draft_id: str, number: int) -> Http
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, write_form=form, status=400
         )
-    try:
-        draft = await services.write_page_yourself(
-            user_id=user.pk,
-            draft_id=draft_id,
-            page_number=number,
-            text=form.cleaned_data["text"],
-            question=form.cleaned_data["question"],
-        )
-    except services.PageFailed as failure:
-        return await sync_to_async(_reload_making_page)(
-            request, user.pk, draft_id, write_form=form, status=failure.status
-        )
-    return _after_new_page(draft)
+    await services.start_own_page(
+        user_id=user.pk,
+        draft_id=draft_id,
+        page_number=number,
+        text=form.cleaned_data["text"],
+        question=form.cleaned_data["question"],
+    )
+    return _to_the_live_tabs(draft_id)
+
+
+@login_required
+@require_POST
+@shows_domain_errors
+async def retry_sections(request: FamilyRequest, draft_id: str) -> HttpResponse:
+    """Make the failed parts again; the tabs show them filling in over the socket."""
+    user = await request.auser()
+    sections = set(request.POST.getlist("section"))
+    await services.retry_sections(user_id=user.pk, draft_id=draft_id, sections=sections)
+    return HttpResponse(status=204) if request.htmx else _to_the_live_tabs(draft_id)
+
+
+@login_required
+@require_POST
+@shows_domain_errors
+async def stop_page(request: FamilyRequest, draft_id: str) -> HttpResponse:
+    user = await request.auser()
+    await services.stop_page(user_id=user.pk, draft_id=draft_id)
+    return HttpResponse(status=204) if request.htmx else _to_the_live_tabs(draft_id)
+
+
+LIVE_PICTURE_NAME = re.compile(r"^page-\d+-[0-9a-f]+\.png$")
+
+
+@login_required
+@shows_domain_errors
+def live_picture(request: FamilyRequest, draft_id: str, filename: str) -> HttpResponseBase:
+    """A picture of the page being made, before the page is kept (owner only)."""
+    drafts.load(request.user.pk, draft_id)
+    if not LIVE_PICTURE_NAME.match(filename):
+        raise Http404("There is no such picture.")
+    return picture_response(f"{pictures.DRAFTS_PREFIX}{draft_id}/{filename}")
 
 
 @login_required

@@ -1,7 +1,11 @@
-"""WebSocket routes (the live tabs arrive with the live-sections work)."""
+"""WebSocket routes: one socket per browser tab watching a book's page being made."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from streaming.consumers import PageConsumer
+
+websocket_urlpatterns = [
+    path("ws/drafts/<str:draft_id>/", PageConsumer.as_asgi()),
+]

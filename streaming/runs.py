@@ -83,3 +83,10 @@ async def cancel_quietly(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def settle(draft_id: str) -> None:
+    """Wait until the draft's run in this process (if any) has ended, however it ended."""
+    task = _running.get(draft_id)
+    if task is not None:
+        await asyncio.wait([task])

@@ -1,0 +1,126 @@
+"""The socket's end of the live tabs: one consumer per browser tab watching a book.
+
+On connect it checks the session's user owns the draft, subscribes to the draft's
+frames, reads the snapshot, sends it whole, and from then on only deltas newer than
+what it has sent: a reload mid-stream shows everything so far and misses nothing.
+What travels is HTML for htmx's WebSocket extension: out-of-band fragments rendered
+from the same template partials as the page itself. Frames come straight from the hub
+of this process (no channel-layer hop per frame: that path is the capacity limit).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from books import drafts
+from books.domain import DomainError
+from streaming import live
+from streaming.live import Delta, LiveSnapshot
+from streaming.sections import BY_NAME
+
+log = logging.getLogger(__name__)
+
+CLOSE_NOT_SIGNED_IN = 4401
+CLOSE_NOT_YOURS = 4404
+
+
+class PageConsumer(AsyncWebsocketConsumer):
+    draft_id: str
+    sent_seq: int
+    shown: LiveSnapshot | None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.draft_id = self.scope["url_route"]["kwargs"]["draft_id"]
+        self.watching = False
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_NOT_SIGNED_IN)
+            return
+        if not await self._owns_draft(user.pk, self.draft_id):
+            await self.close(code=CLOSE_NOT_YOURS)
+            return
+        await self.accept()
+        self.sent_seq, self.shown = -1, None
+        self.hub = live.hub()
+        await self.hub.watch(self.draft_id, self.take_frame)
+        self.watching = True
+        await self.resync()
+
+    async def disconnect(self, code: int) -> None:
+        if self.watching:
+            self.watching = False
+            await self.hub.unwatch(self.draft_id, self.take_frame)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # The browser only listens; whatever it sends is answered with a notice, never a crash.
+        await self.send(
+            text_data=_render("notice", {"notice": "This connection only shows the page being made."})
+        )
+
+    async def take_frame(self, deltas: list[Delta]) -> None:
+        """Called by the hub with every frame of this draft, in order."""
+        if self.shown is None:
+            return  # still sending the snapshot; resync() covers these
+        newer = [d for d in deltas if d.seq > self.sent_seq]
+        if not newer:
+            return
+        if newer[0].seq != self.sent_seq + 1 or any(d.kind == "run" and d.status == "running" for d in newer):
+            # A gap (a frame this process never saw) or a new run: the snapshot is the truth.
+            await self.resync()
+            return
+        for delta in newer:
+            self.shown.apply(delta)
+        self.sent_seq = newer[-1].seq
+        await self.send(text_data=render_deltas(self.shown, newer))
+
+    async def resync(self) -> None:
+        snapshot = await self.hub.snapshot(self.draft_id)
+        if snapshot is None:
+            return
+        self.shown = snapshot
+        self.sent_seq = snapshot.seq
+        await self.send(text_data=_render("live", {"live": snapshot, "oob": True}))
+
+    @database_sync_to_async
+    def _owns_draft(self, user_id: int, draft_id: str) -> bool:
+        try:
+            drafts.load(user_id, draft_id)
+        except DomainError:
+            return False
+        return True
+
+
+def _render(partial: str, context: dict[str, Any]) -> str:
+    return render_to_string(f"streaming/live.html#{partial}", context)
+
+
+def render_deltas(snapshot: LiveSnapshot, deltas: list[Delta]) -> str:
+    """One frame's HTML: text pieces appended, badges and pictures replaced, the run's state."""
+    fragments: list[str] = []
+    text: dict[str, list[str]] = {}
+    for delta in deltas:
+        if delta.kind == "text":
+            text.setdefault(delta.section, []).append(delta.text)
+            continue
+        if delta.section in text:  # pieces before a status change go out before it
+            fragments.append(_piece(delta.section, text.pop(delta.section)))
+        fragments.append(_render_change(snapshot, delta))
+    fragments.extend(_piece(name, pieces) for name, pieces in text.items())
+    return "".join(fragments)
+
+
+def _piece(name: str, pieces: list[str]) -> str:
+    return _render("piece", {"name": name, "text": "".join(pieces)})
+
+
+def _render_change(snapshot: LiveSnapshot, delta: Delta) -> str:
+    context: dict[str, Any] = {"live": snapshot, "parts_oob": True}
+    if delta.kind == "run":
+        return _render("run", {**context, "just_now": True})
+    context.update(section=BY_NAME[delta.section], state=snapshot.sections[delta.section])
+    return _render("badges" if delta.kind == "status" else "picture_body", context)
