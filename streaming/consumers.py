@@ -10,6 +10,7 @@ of this process (no channel-layer hop per frame: that path is the capacity limit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -46,6 +47,8 @@ class PageConsumer(AsyncWebsocketConsumer):
             return
         await self.accept()
         self.sent_seq, self.shown = -1, None
+        # Frames and snapshots go out one at a time, in order, whoever triggers them.
+        self.in_order = asyncio.Lock()
         self.hub = live.hub()
         await self.hub.watch(self.draft_id, self.take_frame)
         self.watching = True
@@ -64,21 +67,28 @@ class PageConsumer(AsyncWebsocketConsumer):
 
     async def take_frame(self, deltas: list[Delta]) -> None:
         """Called by the hub with every frame of this draft, in order."""
-        if self.shown is None:
-            return  # still sending the snapshot; resync() covers these
-        newer = [d for d in deltas if d.seq > self.sent_seq]
-        if not newer:
-            return
-        if newer[0].seq != self.sent_seq + 1 or any(d.kind == "run" and d.status == "running" for d in newer):
-            # A gap (a frame this process never saw) or a new run: the snapshot is the truth.
-            await self.resync()
-            return
-        for delta in newer:
-            self.shown.apply(delta)
-        self.sent_seq = newer[-1].seq
-        await self.send(text_data=render_deltas(self.shown, newer))
+        async with self.in_order:
+            if self.shown is None:
+                await self._send_snapshot()  # the first run of this book began after we connected
+                return
+            newer = [d for d in deltas if d.seq > self.sent_seq]
+            if not newer:
+                return
+            starts_run = any(d.kind == "run" and d.status == "running" for d in newer)
+            if newer[0].seq != self.sent_seq + 1 or starts_run:
+                # A gap (a frame this process never saw) or a new run: the snapshot is the truth.
+                await self._send_snapshot()
+                return
+            for delta in newer:
+                self.shown.apply(delta)
+            self.sent_seq = newer[-1].seq
+            await self.send(text_data=render_deltas(self.shown, newer))
 
     async def resync(self) -> None:
+        async with self.in_order:
+            await self._send_snapshot()
+
+    async def _send_snapshot(self) -> None:
         snapshot = await self.hub.snapshot(self.draft_id)
         if snapshot is None:
             return
