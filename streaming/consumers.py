@@ -31,6 +31,9 @@ CLOSE_NOT_YOURS = 4404
 
 
 class PageConsumer(AsyncWebsocketConsumer):
+    # Frames come from the live hub of this process; a channel-layer inbox per socket would
+    # only add a receive loop (a Redis one on channels-redis) that nothing ever sends to.
+    channel_layer_alias = "live-hub-only"  # not in CHANNEL_LAYERS: Channels then gives no layer
     draft_id: str
     sent_seq: int
     shown: LiveSnapshot | None
