@@ -330,13 +330,27 @@ def live_page(*, user_id: int, draft_id: str) -> tuple[BookDraft, LiveSnapshot |
     snapshot = live.read_snapshot(draft_id)
     if GenerationLock.is_held(user_id):
         return draft, snapshot
-    reason = "Making this page was interrupted (the server restarted). Make it again."
-    if draft.state is BookState.GENERATING:
-        draft.abandon_page(reason)
-        drafts.save(draft)
-    if snapshot is not None and snapshot.is_active:
-        snapshot = live.mark_interrupted(snapshot, reason)
-    return draft, snapshot
+    if draft.state is not BookState.GENERATING and not (snapshot is not None and snapshot.is_active):
+        return draft, snapshot
+    # What was read may predate a run that has just ended (kept its page, released its lock):
+    # take the lock and read again, so a finished page is never overwritten by a stale copy.
+    lock = GenerationLock(user_id)
+    try:
+        lock.acquire()
+    except AlreadyGenerating:
+        return drafts.load(user_id, draft_id), live.read_snapshot(draft_id)  # a new run has begun
+    try:
+        draft = drafts.load(user_id, draft_id)
+        snapshot = live.read_snapshot(draft_id)
+        reason = "Making this page was interrupted (the server restarted). Make it again."
+        if draft.state is BookState.GENERATING:
+            draft.abandon_page(reason)
+            drafts.save(draft)
+        if snapshot is not None and snapshot.is_active:
+            snapshot = live.mark_interrupted(snapshot, reason)
+        return draft, snapshot
+    finally:
+        lock.release()
 
 
 def _why_the_run_ended(error: BaseException, page_number: int) -> tuple[RunState, str]:

@@ -78,6 +78,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("charset", "utf8mb4")
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Runs, heartbeats and page views write the cache table at once. A deferred transaction
+    # that must upgrade to a write lock fails at once, and the database cache drops that write
+    # silently (a kept page lost); IMMEDIATE takes the write lock up front and waits for it.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # -- cache (drafts, live snapshots) and channel layer ---------------------------------------
@@ -92,6 +97,8 @@ if REDIS_URL:
             "OPTIONS": {
                 # Drafts are stored as JSON documents, never pickled objects.
                 "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+                # redis-py's pool stops at 100 connections and raises instead of waiting.
+                "CONNECTION_POOL_KWARGS": {"max_connections": 10000},
             },
         }
     }
@@ -107,6 +114,8 @@ else:
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "littlewriter_cache",
             "KEY_PREFIX": env_str("LW_CACHE_PREFIX", "lw"),
+            # Past MAX_ENTRIES Django culls a third of the table: live drafts and locks with it.
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
         }
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

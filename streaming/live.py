@@ -265,7 +265,8 @@ class RedisHub(LiveHub):
     def __init__(self, url: str, prefix: str) -> None:
         import redis.asyncio as redis
 
-        self.redis = redis.Redis.from_url(url, max_connections=None)
+        # redis-py's pool stops at 100 connections and raises instead of waiting.
+        self.redis = redis.Redis.from_url(url, max_connections=10000)
         self.prefix = prefix
         self.fan_out = _LocalFanOut()
         self.pubsub = self.redis.pubsub()

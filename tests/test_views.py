@@ -1,7 +1,13 @@
-"""The web pages through Django's test client, on whichever database, cache and storage the run uses."""
+"""The web pages through Django's test client, on whichever database, cache and storage the run uses.
+
+Making a page starts a run that outlives the request, so those tests post with
+``AsyncClient`` in the test's own event loop and wait for the run (``runs.settle``)
+before looking at the book, as a browser would wait for the live tabs to finish.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import urllib.request
@@ -9,15 +15,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.urls import reverse
 
 from books import drafts
-from books.domain import BookState
-from books.drafts import GenerationLock
+from books.domain import BookDraft, BookState
 from books.models import Book
 from books.ports import AdapterError, StoryContext, StoryWriter
+from streaming import runs
 from tests.conftest import USING_S3
 from tests.people import make_parent
 
@@ -35,6 +42,48 @@ class SleepyStoryWriter(StoryWriter):
     async def write(self, context: StoryContext) -> AsyncIterator[str]:
         raise AdapterError("The storyteller fell asleep; try again in a moment.")
         yield ""  # pragma: no cover - makes this an async generator
+
+
+class PatientStoryWriter(StoryWriter):
+    """Writes its first words, then waits until the test lets it finish the page."""
+
+    finish: asyncio.Event
+
+    async def write(self, context: StoryContext) -> AsyncIterator[str]:
+        yield "Mina waited "
+        await asyncio.wait_for(self.finish.wait(), timeout=30)
+        yield "by the blue door."
+
+
+@pytest.fixture
+def patient_storyteller(settings: Any) -> asyncio.Event:
+    """The event that lets the patient storyteller finish its page."""
+    PatientStoryWriter.finish = asyncio.Event()
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "STORY_WRITER": f"{__name__}.PatientStoryWriter"}
+    return PatientStoryWriter.finish
+
+
+@pytest.fixture
+async def parent_aclient(parent: Any) -> AsyncClient:
+    client = AsyncClient()
+    await client.aforce_login(parent)
+    return client
+
+
+@pytest.fixture
+async def other_aclient(other_parent: Any) -> AsyncClient:
+    client = AsyncClient()
+    await client.aforce_login(other_parent)
+    return client
+
+
+@pytest.fixture(autouse=True)
+async def no_run_left_behind() -> AsyncIterator[None]:
+    """A test that failed half-way must not leave its page run going into the next test."""
+    yield
+    for draft_id in list(runs._running):
+        await runs.request_stop(draft_id)
+        await runs.settle(draft_id)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -66,34 +115,64 @@ def start_book(client: Client, user: Any, page_count: int = 3) -> str:
     return draft.draft_id
 
 
-def make_page(client: Client, draft_id: str, number: int, child_input: str = "they find a blue door") -> Any:
-    return client.post(reverse("books:make_page", args=[draft_id, number]), {"child_input": child_input})
+async def astart_book(client: AsyncClient, user: Any, page_count: int = 3) -> str:
+    response = await client.post(reverse("books:new"), new_book_data(page_count=page_count))
+    draft = await current_draft(user)
+    assert draft is not None
+    assert response.status_code == 302
+    assert response["Location"] == reverse("books:draft", args=[draft.draft_id])
+    return draft.draft_id
 
 
-def make_pages(client: Client, draft_id: str, count: int) -> None:
+async def current_draft(user: Any) -> BookDraft | None:
+    return await sync_to_async(drafts.current)(user.pk)
+
+
+def live_tabs_of(draft_id: str) -> str:
+    """Where making (or writing) a page sends the browser: the making page, at its live tabs."""
+    return reverse("books:draft", args=[draft_id]) + "#live"
+
+
+async def post_page(
+    client: AsyncClient, draft_id: str, number: int, child_input: str = "they find a blue door"
+) -> Any:
+    """Send the child's words; the answer comes once the page's run is under way."""
+    return await client.post(
+        reverse("books:make_page", args=[draft_id, number]), {"child_input": child_input}
+    )
+
+
+async def amake_page(
+    client: AsyncClient, draft_id: str, number: int, child_input: str = "they find a blue door"
+) -> Any:
+    """Send the child's words and wait for the page's run to end, however it ends."""
+    response = await post_page(client, draft_id, number, child_input)
+    await runs.settle(draft_id)
+    return response
+
+
+async def amake_pages(client: AsyncClient, draft_id: str, count: int) -> None:
     for number in range(1, count + 1):
-        response = make_page(client, draft_id, number, f"idea number {number}")
+        response = await amake_page(client, draft_id, number, f"idea number {number}")
         assert response.status_code == 302, response.content.decode()
 
 
-def finished_book(client: Client, user: Any, title: str = "Mina and the Blue Door") -> Book:
-    draft_id = start_book(client, user, page_count=2)
-    make_pages(client, draft_id, 2)
-    response = client.post(reverse("books:finish", args=[draft_id]), {"title": title})
+async def afinished_book(client: AsyncClient, user: Any, title: str = "Mina and the Blue Door") -> Book:
+    draft_id = await astart_book(client, user, page_count=2)
+    await amake_pages(client, draft_id, 2)
+    response = await client.post(reverse("books:finish", args=[draft_id]), {"title": title})
     assert response.status_code == 302
-    return Book.objects.get(owner=user)
+    return await Book.objects.aget(owner=user)
 
 
-def fetch_picture(client: Client, url: str) -> bytes:
+async def afetch_picture(client: AsyncClient, url: str) -> bytes:
     """The picture's bytes as a browser would get them: streamed here, or from S3 through a signed URL."""
-    response: Any = client.get(url)
+    response: Any = await client.get(url)
     assert "private" in response["Cache-Control"]
     if USING_S3:
         assert response.status_code == 302
         assert "Signature" in response["Location"] or "X-Amz-Signature" in response["Location"]
-        with urllib.request.urlopen(response["Location"], timeout=10) as remote:
-            data: bytes = remote.read()
-        return data
+        return await asyncio.to_thread(_download, response["Location"])
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     data = b"".join(response.streaming_content)
@@ -101,9 +180,22 @@ def fetch_picture(client: Client, url: str) -> bytes:
     return data
 
 
+def _download(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as remote:
+        data: bytes = remote.read()
+    return data
+
+
 def text_of(response: Any) -> str:
     """The page as a reader sees its words (entities such as &#x27; turned back into characters)."""
     return html.unescape(response.content.decode())
+
+
+def section_problem(page: str, section: str) -> str:
+    """What the live tab of ``section`` says went wrong, if anything."""
+    found = re.search(rf'id="section-{section}-problem"[^>]*>(.*?)</div>', page, flags=re.S)
+    assert found is not None, f"the making page has no live {section} tab"
+    return found.group(1)
 
 
 # -- logging in ------------------------------------------------------------------------------------
@@ -234,40 +326,44 @@ def test_a_second_book_in_progress_is_refused_with_a_link_to_the_first(
 
 
 @async_db
-def test_making_a_page_shows_it_with_its_picture(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent, page_count=3)
-    response = make_page(parent_client, draft_id, 1, "a dragon comes to tea")
+async def test_making_a_page_shows_it_with_its_picture(parent_aclient: AsyncClient, parent: Any) -> None:
+    draft_id = await astart_book(parent_aclient, parent, page_count=3)
+    response = await amake_page(parent_aclient, draft_id, 1, "a dragon comes to tea")
     assert response.status_code == 302
-    assert response["Location"] == reverse("books:draft", args=[draft_id]) + "#page-1"
+    assert response["Location"] == live_tabs_of(draft_id)
 
-    draft = drafts.current(parent.pk)
+    draft = await current_draft(parent)
     assert draft is not None and len(draft.pages) == 1
-    page = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
     assert "Page 2 of 3" in page
     assert draft.pages[0].text in page
     assert draft.pages[0].question in page
+    assert "Page 1 is in your book." in page
     picture_url = reverse("books:draft_picture", args=[draft_id, 1])
     assert picture_url in page
     assert reverse("books:edit_page", args=[draft_id, 1]) in page
-    assert fetch_picture(parent_client, picture_url).startswith(PNG_SIGNATURE)
+    assert (await afetch_picture(parent_aclient, picture_url)).startswith(PNG_SIGNATURE)
 
 
 @async_db
-def test_the_last_page_leads_to_the_title(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent, page_count=2)
-    assert make_page(parent_client, draft_id, 1).status_code == 302
-    response = make_page(parent_client, draft_id, 2, "everyone goes home")
+async def test_the_last_page_leads_to_the_title(parent_aclient: AsyncClient, parent: Any) -> None:
+    draft_id = await astart_book(parent_aclient, parent, page_count=2)
+    assert (await amake_page(parent_aclient, draft_id, 1)).status_code == 302
+    response = await amake_page(parent_aclient, draft_id, 2, "everyone goes home")
     assert response.status_code == 302
-    assert response["Location"] == reverse("books:finish", args=[draft_id])
-    page = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    assert response["Location"] == live_tabs_of(draft_id)
+    page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
     assert "All 2 pages are ready — give your book a title" in page
+    assert reverse("books:finish", args=[draft_id]) in page
     assert "Make page" not in page
 
 
 @async_db
-def test_a_page_out_of_order_is_refused_with_a_sentence(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent)
-    response = make_page(parent_client, draft_id, 2)
+async def test_a_page_out_of_order_is_refused_with_a_sentence(
+    parent_aclient: AsyncClient, parent: Any
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    response = await amake_page(parent_aclient, draft_id, 2)
     assert response.status_code == 409
     page = text_of(response)
     assert "the next page of this book is page 1" in page
@@ -275,50 +371,67 @@ def test_a_page_out_of_order_is_refused_with_a_sentence(parent_client: Client, p
 
 
 @async_db
-def test_an_empty_input_keeps_the_making_page(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent)
-    response = make_page(parent_client, draft_id, 1, "   ")
+async def test_an_empty_input_keeps_the_making_page(parent_aclient: AsyncClient, parent: Any) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    response = await amake_page(parent_aclient, draft_id, 1, "   ")
     assert response.status_code == 400
     assert "Tell us what happens next" in text_of(response)
     assert "Make page 1" in text_of(response)
 
 
 @async_db
-def test_a_second_page_while_one_is_being_made_is_refused(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent)
-    lock = GenerationLock(parent.pk)
-    lock.acquire()
-    try:
-        response = make_page(parent_client, draft_id, 1)
-        assert response.status_code == 409
-        assert "A page is being made right now" in text_of(response)
-        assert "is being made right now" in text_of(
-            parent_client.get(reverse("books:draft", args=[draft_id]))
-        )
-    finally:
-        lock.release()
-    draft = drafts.current(parent.pk)
-    assert draft is not None and draft.pages == []
+async def test_a_second_page_while_one_is_being_made_is_refused(
+    parent_aclient: AsyncClient, parent: Any, patient_storyteller: asyncio.Event
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    first = await post_page(parent_aclient, draft_id, 1, "the first idea")
+    assert first.status_code == 302 and first["Location"] == live_tabs_of(draft_id)
+
+    again = await post_page(parent_aclient, draft_id, 1, "the second idea")
+    assert again.status_code == 409
+    assert "A page is being made right now" in text_of(again)
+    own_words = await parent_aclient.post(
+        reverse("books:write_page", args=[draft_id, 1]), {"write-text": "My own page."}
+    )
+    assert own_words.status_code == 409
+    making = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
+    assert "Making page 1…" in making
+    assert "“the first idea”" in making
+    assert 'name="child_input"' not in making  # no second page can be asked for meanwhile
+
+    patient_storyteller.set()
+    await runs.settle(draft_id)
+    draft = await current_draft(parent)
+    assert draft is not None and len(draft.pages) == 1
+    assert draft.pages[0].child_input == "the first idea"
+    assert draft.pages[0].text == "Mina waited by the blue door."
 
 
 @async_db
-def test_a_failed_page_keeps_the_input_and_the_book(
-    parent_client: Client, parent: Any, settings: Any
+async def test_a_failed_page_keeps_the_input_and_the_book(
+    parent_aclient: AsyncClient, parent: Any, settings: Any
 ) -> None:
-    draft_id = start_book(parent_client, parent)
-    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "STORY_WRITER": "tests.test_views.SleepyStoryWriter"}
+    draft_id = await astart_book(parent_aclient, parent)
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "STORY_WRITER": f"{__name__}.SleepyStoryWriter"}
 
-    response = make_page(parent_client, draft_id, 1, "a whale sings a song")
-    assert response.status_code == 502
-    page = text_of(response)
-    assert "Page 1 could not be made" in page
-    assert "The storyteller fell asleep" in page
-    assert "a whale sings a song</textarea>" in page
-    draft = drafts.current(parent.pk)
+    response = await amake_page(parent_aclient, draft_id, 1, "a whale sings a song")
+    assert response.status_code == 302
+    assert response["Location"] == live_tabs_of(draft_id)
+    draft = await current_draft(parent)
     assert draft is not None
     assert draft.pages == [] and draft.state is BookState.IN_PROGRESS
+    assert draft.pending_input == "a whale sings a song"
+    assert "Page 1 could not be made" in draft.last_error
+
+    # The making page the browser lands on says what went wrong and keeps the child's words.
+    page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
+    assert "Page 1 could not be made" in page
+    assert "a whale sings a song</textarea>" in page
+    assert "The storyteller fell asleep" in section_problem(page, "story")
+    assert 'id="badge-story" class="badge is-unhealthy"' in page
+    assert "Make the story again" in page
     # Coming back later, the notice and the child's words are still there.
-    again = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    again = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
     assert "Page 1 could not be made" in again
     assert "a whale sings a song</textarea>" in again
 
@@ -326,16 +439,18 @@ def test_a_failed_page_keeps_the_input_and_the_book(
         **settings.LITTLEWRITER,
         "STORY_WRITER": "books.adapters.offline.OfflineStoryWriter",
     }
-    assert make_page(parent_client, draft_id, 1, "a whale sings a song").status_code == 302
-    draft = drafts.current(parent.pk)
+    assert (await amake_page(parent_aclient, draft_id, 1, "a whale sings a song")).status_code == 302
+    draft = await current_draft(parent)
     assert draft is not None and len(draft.pages) == 1 and draft.last_error == ""
-    assert "could not be made" not in text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
+    assert "could not be made" not in page
+    assert "Page 1 is in your book." in page
 
 
 @async_db
-def test_writing_a_page_yourself(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent)
-    response = parent_client.post(
+async def test_writing_a_page_yourself(parent_aclient: AsyncClient, parent: Any) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    response = await parent_aclient.post(
         reverse("books:write_page", args=[draft_id, 1]),
         {
             "write-text": "Mina opened her red umbrella and floated up.",
@@ -343,45 +458,46 @@ def test_writing_a_page_yourself(parent_client: Client, parent: Any) -> None:
         },
     )
     assert response.status_code == 302
-    page = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    assert response["Location"] == live_tabs_of(draft_id)
+    await runs.settle(draft_id)
+    page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
     assert "Mina opened her red umbrella and floated up." in page
     assert "Where will she land?" in page
     assert "in your own words" in page
-    assert fetch_picture(parent_client, reverse("books:draft_picture", args=[draft_id, 1])).startswith(
-        PNG_SIGNATURE
-    )
+    picture = await afetch_picture(parent_aclient, reverse("books:draft_picture", args=[draft_id, 1]))
+    assert picture.startswith(PNG_SIGNATURE)
 
 
 @async_db
-def test_writing_an_empty_page_yourself_is_refused(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent)
-    response = parent_client.post(reverse("books:write_page", args=[draft_id, 1]), {"write-text": " "})
+async def test_writing_an_empty_page_yourself_is_refused(parent_aclient: AsyncClient, parent: Any) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    response = await parent_aclient.post(reverse("books:write_page", args=[draft_id, 1]), {"write-text": " "})
     assert response.status_code == 400
     assert "A page needs some words." in text_of(response)
 
 
 @async_db
-def test_editing_a_page(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent)
-    make_pages(parent_client, draft_id, 1)
+async def test_editing_a_page(parent_aclient: AsyncClient, parent: Any) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    await amake_pages(parent_aclient, draft_id, 1)
     edit_url = reverse("books:edit_page", args=[draft_id, 1])
 
-    form = parent_client.get(edit_url)
+    form = await parent_aclient.get(edit_url)
     assert form.status_code == 200 and "<html" in text_of(form)
-    inline = parent_client.get(edit_url, headers={"HX-Request": "true"})
+    inline = await parent_aclient.get(edit_url, headers={"HX-Request": "true"})
     assert inline.status_code == 200
     assert "<html" not in text_of(inline) and 'name="text"' in text_of(inline)
 
-    refused = parent_client.post(edit_url, {"text": "", "question": ""})
+    refused = await parent_aclient.post(edit_url, {"text": "", "question": ""})
     assert refused.status_code == 400
     assert "A page needs some words." in text_of(refused)
 
-    response = parent_client.post(
+    response = await parent_aclient.post(
         edit_url, {"text": "Bori yawned a very big yawn.", "question": "Is Bori sleepy?"}
     )
     assert response.status_code == 302
     assert response["Location"] == reverse("books:draft", args=[draft_id]) + "#page-1"
-    page = text_of(parent_client.get(reverse("books:draft", args=[draft_id])))
+    page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
     assert "Bori yawned a very big yawn." in page and "Is Bori sleepy?" in page
 
 
@@ -393,25 +509,29 @@ def test_editing_a_page_that_does_not_exist_is_refused(parent_client: Client, pa
 
 
 @async_db
-def test_another_familys_draft_is_not_found(parent_client: Client, parent: Any, other_client: Client) -> None:
-    draft_id = start_book(parent_client, parent)
-    make_pages(parent_client, draft_id, 1)
+async def test_another_familys_draft_is_not_found(
+    parent_aclient: AsyncClient, parent: Any, other_aclient: AsyncClient
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    await amake_pages(parent_aclient, draft_id, 1)
     sentence = drafts.NOT_FOUND_SENTENCE
     attempts = [
-        other_client.get(reverse("books:draft", args=[draft_id])),
-        make_page(other_client, draft_id, 2),
-        other_client.post(reverse("books:write_page", args=[draft_id, 2]), {"write-text": "Mine now."}),
-        other_client.post(
+        await other_aclient.get(reverse("books:draft", args=[draft_id])),
+        await amake_page(other_aclient, draft_id, 2),
+        await other_aclient.post(
+            reverse("books:write_page", args=[draft_id, 2]), {"write-text": "Mine now."}
+        ),
+        await other_aclient.post(
             reverse("books:edit_page", args=[draft_id, 1]), {"text": "Mine now.", "question": ""}
         ),
-        other_client.post(reverse("books:finish", args=[draft_id]), {"title": "Stolen"}),
-        other_client.post(reverse("books:discard", args=[draft_id])),
-        other_client.get(reverse("books:draft_picture", args=[draft_id, 1])),
+        await other_aclient.post(reverse("books:finish", args=[draft_id]), {"title": "Stolen"}),
+        await other_aclient.post(reverse("books:discard", args=[draft_id])),
+        await other_aclient.get(reverse("books:draft_picture", args=[draft_id, 1])),
     ]
     for response in attempts:
         assert response.status_code == 404
         assert sentence in text_of(response)
-    draft = drafts.current(parent.pk)
+    draft = await current_draft(parent)
     assert draft is not None and len(draft.pages) == 1 and "Mine now." not in draft.pages[0].text
 
 
@@ -445,15 +565,15 @@ def test_finishing_before_the_last_page_is_refused(parent_client: Client, parent
 
 
 @async_db
-def test_finishing_needs_a_title(parent_client: Client, parent: Any) -> None:
-    draft_id = start_book(parent_client, parent, page_count=2)
-    make_pages(parent_client, draft_id, 2)
-    assert parent_client.get(reverse("books:finish", args=[draft_id])).status_code == 200
-    response = parent_client.post(reverse("books:finish", args=[draft_id]), {"title": "  "})
+async def test_finishing_needs_a_title(parent_aclient: AsyncClient, parent: Any) -> None:
+    draft_id = await astart_book(parent_aclient, parent, page_count=2)
+    await amake_pages(parent_aclient, draft_id, 2)
+    assert (await parent_aclient.get(reverse("books:finish", args=[draft_id]))).status_code == 200
+    response = await parent_aclient.post(reverse("books:finish", args=[draft_id]), {"title": "  "})
     assert response.status_code == 400
     assert "Give your book a title." in text_of(response)
-    assert drafts.current(parent.pk) is not None
-    assert not Book.objects.exists()
+    assert await current_draft(parent) is not None
+    assert not await Book.objects.aexists()
 
 
 def test_putting_a_book_away_asks_first(parent_client: Client, parent: Any) -> None:
@@ -473,57 +593,59 @@ def test_putting_a_book_away_asks_first(parent_client: Client, parent: Any) -> N
 
 
 @async_db
-def test_a_finished_book_is_read_page_by_page(parent_client: Client, parent: Any) -> None:
-    book = finished_book(parent_client, parent, title="Mina and the Blue Door")
-    assert drafts.current(parent.pk) is None
+async def test_a_finished_book_is_read_page_by_page(parent_aclient: AsyncClient, parent: Any) -> None:
+    book = await afinished_book(parent_aclient, parent, title="Mina and the Blue Door")
+    assert await current_draft(parent) is None
 
-    cover = text_of(parent_client.get(reverse("books:read", args=[book.pk])))
+    cover = text_of(await parent_aclient.get(reverse("books:read", args=[book.pk])))
     assert "Mina and the Blue Door" in cover
     assert "Mina" in cover and "Bori" in cover
     assert "?page=1" in cover
 
-    pages = list(book.pages.order_by("number"))
+    pages = [page async for page in book.pages.order_by("number")]
     assert [p.number for p in pages] == [1, 2]
     for page in pages:
-        response = parent_client.get(reverse("books:read", args=[book.pk]), {"page": page.number})
+        response = await parent_aclient.get(reverse("books:read", args=[book.pk]), {"page": page.number})
         assert response.status_code == 200
         body = text_of(response)
         assert page.text.split(".")[0] in body
         picture_url = reverse("books:book_picture", args=[book.pk, page.number])
         assert picture_url in body
-        assert fetch_picture(parent_client, picture_url).startswith(PNG_SIGNATURE)
-    last = text_of(parent_client.get(reverse("books:read", args=[book.pk]), {"page": 2}))
+        assert (await afetch_picture(parent_aclient, picture_url)).startswith(PNG_SIGNATURE)
+    last = text_of(await parent_aclient.get(reverse("books:read", args=[book.pk]), {"page": 2}))
     assert "back to my books" in last
 
-    shelf = text_of(parent_client.get(reverse("books:mine")))
+    shelf = text_of(await parent_aclient.get(reverse("books:mine")))
     assert "Mina and the Blue Door" in shelf
     assert book.get_absolute_url() in shelf
 
 
 @async_db
-def test_reader_keeps_the_page_number_inside_the_book(parent_client: Client, parent: Any) -> None:
-    book = finished_book(parent_client, parent)
+async def test_reader_keeps_the_page_number_inside_the_book(parent_aclient: AsyncClient, parent: Any) -> None:
+    book = await afinished_book(parent_aclient, parent)
     for raw in ("99", "-3", "cat"):
-        assert parent_client.get(reverse("books:read", args=[book.pk]), {"page": raw}).status_code == 200
+        response = await parent_aclient.get(reverse("books:read", args=[book.pk]), {"page": raw})
+        assert response.status_code == 200
 
 
 @async_db
-def test_another_familys_book_and_pictures_are_not_found(
-    parent_client: Client, parent: Any, other_client: Client
+async def test_another_familys_book_and_pictures_are_not_found(
+    parent_aclient: AsyncClient, parent: Any, other_aclient: AsyncClient
 ) -> None:
-    book = finished_book(parent_client, parent)
-    assert other_client.get(reverse("books:read", args=[book.pk])).status_code == 404
-    assert other_client.get(reverse("books:book_picture", args=[book.pk, 1])).status_code == 404
-    assert book.title not in text_of(other_client.get(reverse("books:mine")))
+    book = await afinished_book(parent_aclient, parent)
+    assert (await other_aclient.get(reverse("books:read", args=[book.pk]))).status_code == 404
+    assert (await other_aclient.get(reverse("books:book_picture", args=[book.pk, 1]))).status_code == 404
+    assert book.title not in text_of(await other_aclient.get(reverse("books:mine")))
 
 
 @async_db
-def test_staff_can_read_any_book(parent_client: Client, parent: Any) -> None:
-    book = finished_book(parent_client, parent)
-    reviewer: Any = make_parent("rita")
+async def test_staff_can_read_any_book(parent_aclient: AsyncClient, parent: Any) -> None:
+    book = await afinished_book(parent_aclient, parent)
+    reviewer: Any = await sync_to_async(make_parent)("rita")
     reviewer.is_staff = True
-    reviewer.save()
-    staff = Client()
-    staff.force_login(reviewer)
-    assert staff.get(reverse("books:read", args=[book.pk])).status_code == 200
-    assert fetch_picture(staff, reverse("books:book_picture", args=[book.pk, 1])).startswith(PNG_SIGNATURE)
+    await reviewer.asave()
+    staff = AsyncClient()
+    await staff.aforce_login(reviewer)
+    assert (await staff.get(reverse("books:read", args=[book.pk]))).status_code == 200
+    picture = await afetch_picture(staff, reverse("books:book_picture", args=[book.pk, 1]))
+    assert picture.startswith(PNG_SIGNATURE)
