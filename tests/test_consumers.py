@@ -28,6 +28,7 @@ from streaming import live, runs
 from streaming.consumers import CLOSE_NOT_SIGNED_IN, CLOSE_NOT_YOURS
 from streaming.live import Delta, LiveSnapshot, LocalHub
 from tests.fake_openai import FakeOpenAI, point_settings_at
+from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -175,18 +176,6 @@ async def kept_page_text(user: Any) -> str:
 @pytest.fixture
 def cookie(parent: Any) -> bytes:
     return session_cookie(parent)
-
-
-@pytest.fixture(autouse=True)
-async def no_run_left_behind() -> AsyncIterator[None]:
-    """Stop a run a failed test left going, and let go of this test's Redis connections."""
-    yield
-    for draft_id in list(runs._running):
-        await runs.request_stop(draft_id)
-        await runs.settle(draft_id)
-    found = live._hubs.get(asyncio.get_running_loop())
-    if isinstance(found, live.RedisHub):
-        await found.close()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from streaming import live, runs
 from streaming.live import Delta, LivePublisher, LiveSnapshot, RunState
 from streaming.sections import SectionStatus
 from tests.fake_openai import FakeOpenAI, point_settings_at, tiny_png
+from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,18 +72,6 @@ def heartbeats(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     monkeypatch.setattr(runs, "HEARTBEAT_SECONDS", 0.05)
     monkeypatch.setattr(runs, "_beat", counted_beat)
     return beat
-
-
-@pytest.fixture(autouse=True)
-async def no_run_left_behind() -> AsyncIterator[None]:
-    """Stop a run a failed test left going, and let go of this test's Redis connections."""
-    yield
-    for draft_id in list(runs._running):
-        await runs.request_stop(draft_id)
-        await runs.settle(draft_id)
-    found = live._hubs.get(asyncio.get_running_loop())
-    if isinstance(found, live.RedisHub):
-        await found.close()
 
 
 @pytest.fixture
