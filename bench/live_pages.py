@@ -561,7 +561,7 @@ def clients_main(argv: Sequence[str]) -> None:
 
 
 # ================================================================================================
-# Profiled server (--profile, --experiment): Daphne in-process, profiled between two signals
+# Profiled server (--profile): Daphne in-process, profiled between two signals
 # ================================================================================================
 
 _IDLE_LEAVES = {
@@ -657,44 +657,13 @@ def _short(filename: str) -> str:
     return filename
 
 
-def share_openai_client() -> None:
-    """Experiment (``--experiment shared-client``), not a fix: one AsyncOpenAI client per event loop.
-
-    The adapters build a client per adapter per page (``books/adapters/openai.py``), and each
-    one creates an SSL context on the event loop. This shows what sharing one would change.
-    """
-    import weakref
-
-    from books.adapters import openai as adapters
-
-    shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-    build = adapters._OpenAIAdapter._build_client
-
-    def shared_client(self: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        if loop not in shared:
-            shared[loop] = build(self)
-        return shared[loop]
-
-    async def keep_open(self: Any) -> None:
-        self._client = None
-
-    adapters._OpenAIAdapter._build_client = shared_client  # type: ignore[method-assign]
-    adapters._OpenAIAdapter.close = keep_open  # type: ignore[method-assign]
-
-
 def daphne_main(argv: Sequence[str]) -> None:
-    """``_daphne OUT EXPERIMENTS -- daphne arguments``: Daphne in this process, profiled on signal."""
-    out, experiments, rest = argv[0], argv[1], list(argv[list(argv).index("--") + 1 :])
+    """``_daphne OUT -- daphne arguments``: Daphne in this process, profiled on signal."""
+    out, rest = argv[0], list(argv[list(argv).index("--") + 1 :])
     sampler = StackSampler(out)
     sampler.start()
     signal.signal(signal.SIGUSR1, sampler.begin)
     signal.signal(signal.SIGUSR2, sampler.finish)
-    if "shared-client" in experiments.split(","):
-        import django
-
-        django.setup()
-        share_openai_client()
     sys.argv = ["daphne", *rest]
     from daphne.cli import CommandLineInterface
 
@@ -1118,7 +1087,6 @@ def run_once(
     upstream_pid: int,
     upstream_log: Path,
     profile: bool = False,
-    experiments: str = "",
 ) -> dict[str, Any]:
     run = f"{config[0]}{books}x{secrets.token_hex(3)}"
     run_dir = workdir / run
@@ -1139,16 +1107,8 @@ def run_once(
     with server_log_path.open("wb") as server_log:
         daphne = ["-b", HOST, "-p", str(port), "littlewriter.asgi:application"]
         command = [str(BIN / "daphne"), *daphne]
-        if profile or experiments:
-            command = [
-                PYTHON,
-                SELF,
-                "_daphne",
-                str(run_dir / "profile.txt"),
-                experiments or "-",
-                "--",
-                *daphne,
-            ]
+        if profile:
+            command = [PYTHON, SELF, "_daphne", str(run_dir / "profile.txt"), "--", *daphne]
         server = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -1327,11 +1287,6 @@ def orchestrate(argv: Sequence[str]) -> None:
         action="store_true",
         help="sample Daphne's stacks during the make phase (a little slower; implies --keep)",
     )
-    parser.add_argument(
-        "--experiment",
-        default="",
-        help="shared-client: patch the server (in this bench only) to share one OpenAI client per loop",
-    )
     args = parser.parse_args(argv)
     counts = [1, 10] if args.quick else [int(n) for n in args.books.split(",") if n.strip()]
     configs = [c.strip() for c in args.config.split(",") if c.strip()]
@@ -1354,8 +1309,6 @@ def orchestrate(argv: Sequence[str]) -> None:
     )
     print(f"working folder {workdir}")
     print(f"code under test: {code_version()}")
-    if args.experiment:
-        print(f"EXPERIMENT {args.experiment}: the server is patched by this bench; not the code as it is")
     results: dict[str, list[dict[str, Any]]] = {}
     try:
         wait_port(upstream_port, 20)
@@ -1373,7 +1326,6 @@ def orchestrate(argv: Sequence[str]) -> None:
                         upstream.pid,
                         upstream_log,
                         args.profile,
-                        args.experiment,
                     )
                 except (RuntimeError, OSError, subprocess.SubprocessError) as failure:
                     print(f"   this configuration fell over before figures: {failure}", flush=True)

@@ -297,11 +297,8 @@ async def _run_page(
     heartbeat = asyncio.create_task(runs.keep_alive(lock, draft.draft_id, this_run))
     timeout = settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]
     try:
-        try:
-            async with asyncio.timeout(timeout):
-                result = await make_page(context, workers, _sink(publisher), only=only, earlier=earlier)
-        finally:
-            await workers.close()
+        async with asyncio.timeout(timeout):
+            result = await make_page(context, workers, _sink(publisher), only=only, earlier=earlier)
         failures = result.required_failures(sections_for(is_last_page=context.is_last_page))
         if failures:
             raise PageFailed(_failure_sentence(page_number, failures))

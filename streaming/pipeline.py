@@ -72,13 +72,6 @@ class PageWorkers:
     words: WordExplainer | None = None
     keep_picture: PictureKeeper = _no_storage
 
-    async def close(self) -> None:
-        """Let adapters that hold connections (the OpenAI client) release them."""
-        for worker in (self.story, self.question, self.illustrator, self.words):
-            close = getattr(worker, "close", None)
-            if close is not None:
-                await close()
-
 
 async def make_page(
     context: StoryContext,

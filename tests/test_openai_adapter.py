@@ -14,6 +14,7 @@ from books.adapters.openai import (
     OpenAIQuestionWriter,
     OpenAIStoryWriter,
     OpenAIWordExplainer,
+    close_shared_clients,
 )
 from books.domain import Character, Language
 from books.ports import AdapterError, PageSoFar, StoryContext
@@ -57,28 +58,28 @@ def server(settings: Any) -> Iterator[FakeOpenAI]:
 async def story_writer(server: FakeOpenAI) -> AsyncIterator[OpenAIStoryWriter]:
     writer = OpenAIStoryWriter()
     yield writer
-    await writer.close()
+    await close_shared_clients()
 
 
 @pytest.fixture
 async def question_writer(server: FakeOpenAI) -> AsyncIterator[OpenAIQuestionWriter]:
     writer = OpenAIQuestionWriter()
     yield writer
-    await writer.close()
+    await close_shared_clients()
 
 
 @pytest.fixture
 async def word_explainer(server: FakeOpenAI) -> AsyncIterator[OpenAIWordExplainer]:
     explainer = OpenAIWordExplainer()
     yield explainer
-    await explainer.close()
+    await close_shared_clients()
 
 
 @pytest.fixture
 async def illustrator(server: FakeOpenAI) -> AsyncIterator[OpenAIIllustrator]:
     drawer = OpenAIIllustrator()
     yield drawer
-    await drawer.close()
+    await close_shared_clients()
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -410,7 +411,7 @@ async def test_unreachable_server_is_worth_retrying(settings: Any) -> None:
 
     with pytest.raises(AdapterError) as caught:
         await collect(writer.write(make_context()))
-    await writer.close()
+    await close_shared_clients()
 
     assert "could not be reached" in str(caught.value)
     assert not caught.value.permanent

@@ -11,9 +11,11 @@ Every SDK failure becomes an ``AdapterError`` with a sentence a parent can read.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -212,34 +214,54 @@ def _status_error(error: openai.APIStatusError, *, who: str) -> AdapterError:
     )
 
 
-class _OpenAIAdapter:
-    """One lazily built client per adapter instance, configured from settings at first use."""
+# One client per event loop and configuration, shared by every adapter in the process:
+# building a client costs about 20 ms of CPU on the loop (its SSL context), and a page
+# uses four adapters, so per-page clients stalled every other book's stream (bench/README.md).
+_ClientKey = tuple[str, str, float, int]
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_ClientKey, AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
 
-    def __init__(self) -> None:
-        self._client: AsyncOpenAI | None = None
+
+def _client_key() -> _ClientKey:
+    config = settings.LITTLEWRITER
+    return (
+        settings.OPENAI_API_KEY,
+        str(config["OPENAI_BASE_URL"] or ""),
+        float(config["OPENAI_TIMEOUT_SECONDS"]),
+        int(config["OPENAI_MAX_RETRIES"]),
+    )
+
+
+def shared_client() -> AsyncOpenAI:
+    """The running loop's client for the current settings, built at first use."""
+    key = _client_key()
+    api_key, base_url, timeout, max_retries = key
+    if not api_key:
+        raise AdapterError("No OpenAI key is set up; the site's owner needs to add one.", permanent=True)
+    loop_clients = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = loop_clients.get(key)
+    if client is None:
+        client = AsyncOpenAI(
+            api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=max_retries
+        )
+        loop_clients[key] = client
+    return client
+
+
+async def close_shared_clients() -> None:
+    """Release the running loop's HTTP connections; the next call builds new clients."""
+    loop_clients = _clients.pop(asyncio.get_running_loop(), {})
+    for client in loop_clients.values():
+        await client.close()
+
+
+class _OpenAIAdapter:
+    """Calls OpenAI through the running loop's shared client."""
 
     @property
     def client(self) -> AsyncOpenAI:
-        if self._client is None:
-            self._client = self._build_client()
-        return self._client
-
-    def _build_client(self) -> AsyncOpenAI:
-        config = settings.LITTLEWRITER
-        if not settings.OPENAI_API_KEY:
-            raise AdapterError("No OpenAI key is set up; the site's owner needs to add one.", permanent=True)
-        return AsyncOpenAI(
-            api_key=settings.OPENAI_API_KEY,
-            base_url=config["OPENAI_BASE_URL"] or None,
-            timeout=float(config["OPENAI_TIMEOUT_SECONDS"]),
-            max_retries=int(config["OPENAI_MAX_RETRIES"]),
-        )
-
-    async def close(self) -> None:
-        """Release the HTTP connections; the adapter builds a new client if used again."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.close()
+        return shared_client()
 
     async def _stream_text(self, messages: list[ChatCompletionMessageParam]) -> AsyncIterator[str]:
         received = finished = False
