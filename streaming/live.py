@@ -222,6 +222,44 @@ class _LocalFanOut:
             await asyncio.gather(*(_safely(h, deltas) for h in handlers))
 
 
+class _DeliveryQueues:
+    """Frames in order per draft, drafts side by side.
+
+    The Redis reader takes every book's frames from one subscription; awaiting each
+    delivery there would make every book wait for the slowest socket of any book (a
+    socket that resyncs reads a snapshot from Redis first). Each draft gets a queue
+    drained by its own task, alive only while frames are waiting.
+    """
+
+    def __init__(self, fan_out: _LocalFanOut) -> None:
+        self.fan_out = fan_out
+        self.waiting: dict[str, list[list[Delta]]] = {}
+        self.drainers: set[asyncio.Task[None]] = set()
+
+    def put(self, draft_id: str, deltas: list[Delta]) -> None:
+        queue = self.waiting.get(draft_id)
+        if queue is not None:
+            queue.append(deltas)  # its drainer is running and will take this too
+            return
+        self.waiting[draft_id] = [deltas]
+        drainer = asyncio.create_task(self._drain(draft_id), name=f"live-deliver-{draft_id}")
+        self.drainers.add(drainer)  # held so the task is not collected mid-run
+        drainer.add_done_callback(self.drainers.discard)
+
+    async def _drain(self, draft_id: str) -> None:
+        queue = self.waiting[draft_id]
+        try:
+            while queue:
+                await self.fan_out.deliver(draft_id, queue.pop(0))
+        finally:
+            del self.waiting[draft_id]
+
+    async def close(self) -> None:
+        for drainer in list(self.drainers):
+            drainer.cancel()
+        await asyncio.gather(*self.drainers, return_exceptions=True)
+
+
 async def _safely(handler: FrameHandler, deltas: list[Delta]) -> None:
     try:
         await handler(deltas)
@@ -269,6 +307,7 @@ class RedisHub(LiveHub):
         self.redis = redis.Redis.from_url(url, max_connections=10000)
         self.prefix = prefix
         self.fan_out = _LocalFanOut()
+        self.deliveries = _DeliveryQueues(self.fan_out)
         self.pubsub = self.redis.pubsub()
         self.confirmed: dict[str, asyncio.Event] = {}
         self.reader: asyncio.Task[None] | None = None
@@ -333,13 +372,14 @@ class RedisHub(LiveHub):
                     self.confirmed[channel].set()
             elif message["type"] == "message":
                 draft_id, deltas = frame_from_json(message["data"])
-                await self.fan_out.deliver(draft_id, deltas)
+                self.deliveries.put(draft_id, deltas)
 
     async def close(self) -> None:
         if self.reader is not None:
             self.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.reader
+        await self.deliveries.close()
         await self.pubsub.aclose()
         await self.redis.aclose()
 
