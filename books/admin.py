@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from books.models import Book, Character, Page
+from usage.admin import BookUsageAdminMixin
 
 THUMBNAIL_WIDTH = 120
 
@@ -50,13 +51,13 @@ class PageInline(admin.StackedInline):
 
 
 @admin.register(Book)
-class BookAdmin(admin.ModelAdmin):
-    list_display = ["title", "owner", "language", "page_total", "created_at"]
+class BookAdmin(BookUsageAdminMixin, admin.ModelAdmin):
+    list_display = ["title", "owner", "language", "page_total", "tokens_used", "pictures_used", "created_at"]
     list_filter = ["language", "created_at"]
     search_fields = ["title", "owner__username", "pages__text"]
     list_select_related = ["owner"]
     date_hierarchy = "created_at"
-    readonly_fields = ["draft_id", "created_at"]
+    readonly_fields = ["draft_id", "created_at", "tokens_used", "pictures_used"]
     raw_id_fields = ["owner"]
     inlines = [CharacterInline, PageInline]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -39,6 +39,9 @@ from streaming import live, runs
 from streaming.live import LivePublisher, LiveSnapshot, RunState
 from streaming.pipeline import EventSink, PageResult, PageWorkers, PictureKeeper, make_page
 from streaming.sections import SECTIONS, SectionStatus, sections_for, with_dependents
+from usage import services as usage_services
+from usage.limits import PageHold, give_back_page_unit
+from usage.meter import PageMeter
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +239,7 @@ async def _start_run(
     earlier: PageResult | None = None,
 ) -> asyncio.Task[BookDraft]:
     lock = GenerationLock(user_id)
-    draft = await sync_to_async(_begin_page)(user_id, draft_id, lock, begin)
+    draft, hold = await sync_to_async(_begin_page)(user_id, draft_id, page_number, lock, begin)
     try:
         context = story_context(draft, page_number=page_number)
         live_hub = live.hub()
@@ -264,6 +267,7 @@ async def _start_run(
         )
     except BaseException:
         await sync_to_async(_abandon_page)(user_id, draft_id, "The page could not be started; try again.")
+        await sync_to_async(give_back_page_unit)(hold)
         await sync_to_async(lock.release)()
         raise
     work = _run_page(
@@ -276,6 +280,7 @@ async def _start_run(
         keep=keep,
         only=only,
         earlier=earlier,
+        hold=hold,
     )
     return runs.launch(draft_id, work)
 
@@ -291,22 +296,30 @@ async def _run_page(
     keep: Keep,
     only: set[str] | None,
     earlier: PageResult | None,
+    hold: PageHold | None,
 ) -> BookDraft:
     this_run = asyncio.current_task()
     assert this_run is not None
     heartbeat = asyncio.create_task(runs.keep_alive(lock, this_run))
     timeout = settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]
+    meter = PageMeter()
+    settle = _usage_settler(draft, page_number, meter, hold)
     try:
         async with asyncio.timeout(timeout):
-            result = await make_page(context, workers, _sink(publisher), only=only, earlier=earlier)
+            result = await make_page(
+                context, workers, _sink(publisher), only=only, earlier=earlier, meter=meter
+            )
         failures = result.required_failures(sections_for(is_last_page=context.is_last_page))
         if failures:
             raise PageFailed(_failure_sentence(page_number, failures))
         kept = await sync_to_async(keep)(draft, page_number, context, result)
+        # Before the last frame: the page the browser fetches then already shows the figures.
+        await settle(page_kept=True)
         publisher.emit("", "run", status=RunState.COMPLETE)
         return kept
     except BaseException as error:
         state, reason = _why_the_run_ended(error, page_number)
+        await settle(page_kept=False)
         await sync_to_async(_abandon_page)(draft.owner_id, draft.draft_id, reason)
         for name, section in publisher.snapshot.sections.items():
             if section.status in (SectionStatus.NOT_STARTED, SectionStatus.STREAMING):
@@ -401,20 +414,55 @@ def _result_from(snapshot: LiveSnapshot) -> PageResult:
     return result
 
 
-def _begin_page(user_id: int, draft_id: str, lock: GenerationLock, begin: Begin) -> BookDraft:
+def _begin_page(
+    user_id: int, draft_id: str, page_number: int, lock: GenerationLock, begin: Begin
+) -> tuple[BookDraft, PageHold | None]:
     drafts.load(user_id, draft_id)  # 404 / 410 before anything else
     lock.acquire()
+    hold: PageHold | None = None
     try:
         draft = drafts.load(user_id, draft_id)
         if draft.state is BookState.GENERATING:
             # We hold the lock, so the run that set this is gone (a restart, a crash).
             draft.abandon_page("The last page was interrupted; you can make it again.")
+        new_page = page_number > len(draft.pages)
         begin(draft)
+        # Limits after the book's own rules (an illegal move costs nothing) and before the
+        # draft is saved: a refused request leaves the book exactly as it was.
+        hold = usage_services.admit_generation(user_id=user_id, new_page=new_page)
         drafts.save(draft)
-        return draft
+        return draft, hold
     except BaseException:
+        give_back_page_unit(hold)
         lock.release()
         raise
+
+
+def _usage_settler(
+    draft: BookDraft, page_number: int, meter: PageMeter, hold: PageHold | None
+) -> Callable[..., Awaitable[None]]:
+    """Records the run's usage and settles its quota unit, once, without failing the run."""
+    settled = False
+
+    async def settle(*, page_kept: bool) -> None:
+        nonlocal settled
+        if settled:
+            return
+        settled = True
+        try:
+            await sync_to_async(usage_services.settle_page_run)(
+                user_id=draft.owner_id,
+                draft_id=draft.draft_id,
+                page_number=page_number,
+                meter=meter,
+                hold=hold,
+                page_kept=page_kept,
+            )
+        except Exception:
+            # A page the family made must not be lost to bookkeeping; the log says what was missed.
+            log.exception("usage of page %s of draft %s was not recorded", page_number, draft.draft_id)
+
+    return settle
 
 
 def story_context(draft: BookDraft, *, page_number: int) -> StoryContext:
@@ -521,6 +569,7 @@ def _write_book(draft: BookDraft, *, finished_title: str) -> Book:
                     copied.append(picture)
                 rows.append(_page_row(book, replace(page, picture=picture)))
             Page.objects.bulk_create(rows)
+            usage_services.attach_to_book(book=book)
     except BaseException:
         pictures.delete_quietly(copied)
         raise

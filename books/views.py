@@ -44,6 +44,8 @@ from books.forms import (
     PageTextForm,
 )
 from streaming.live import LiveSnapshot
+from usage import selectors as usage_selectors
+from usage.limits import GenerationLimited
 
 View = Callable[..., Any]
 
@@ -81,7 +83,18 @@ def domain_error_page(
     else:
         back_url, back_label = reverse("books:draft", args=[draft_id]), "Back to your book"
     context = {"message": str(error), "status": error.status, "back_url": back_url, "back_label": back_label}
-    return render(request, "error.html", context, status=error.status)
+    if getattr(request, "htmx", False) and isinstance(error, GenerationLimited):
+        # A button on the live tabs (hx-swap="none") asked: the sentence goes into the notice there.
+        response = render(request, "streaming/live.html#notice", {"notice": str(error)}, status=error.status)
+    else:
+        response = render(request, "error.html", context, status=error.status)
+    return _with_retry_after(response, error)
+
+
+def _with_retry_after(response: HttpResponse, error: DomainError) -> HttpResponse:
+    if isinstance(error, GenerationLimited):
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def shows_domain_errors(view: View) -> View:
@@ -185,6 +198,7 @@ def making_page(
     snapshot: LiveSnapshot | None = None,
     child_form: ChildInputForm | None = None,
     write_form: PageTextForm | None = None,
+    refusal: str = "",
     status: int = 200,
 ) -> HttpResponse:
     if child_form is None and write_form is None:
@@ -203,6 +217,8 @@ def making_page(
         # The tabs of the page being made, or of the last one made (they stay readable).
         "live": snapshot if snapshot and snapshot.page_number >= len(draft.pages) else None,
         "language": draft.language.value,
+        "refusal": refusal,
+        "usage": usage_selectors.draft_usage(user_id=draft.owner_id, draft_id=draft.draft_id),
     }
     return render(request, "books/making.html", context, status=status)
 
@@ -242,9 +258,15 @@ async def make_page(request: FamilyRequest, draft_id: str, number: int) -> HttpR
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, child_form=form, status=400
         )
-    await services.start_next_page(
-        user_id=user.pk, draft_id=draft_id, page_number=number, child_input=form.cleaned_data["child_input"]
-    )
+    try:
+        await services.start_next_page(
+            user_id=user.pk,
+            draft_id=draft_id,
+            page_number=number,
+            child_input=form.cleaned_data["child_input"],
+        )
+    except GenerationLimited as limited:
+        return await _refused_for_now(request, user.pk, draft_id, limited, child_form=form)
     return _to_the_live_tabs(draft_id)
 
 
@@ -259,14 +281,27 @@ async def write_page(request: FamilyRequest, draft_id: str, number: int) -> Http
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, write_form=form, status=400
         )
-    await services.start_own_page(
-        user_id=user.pk,
-        draft_id=draft_id,
-        page_number=number,
-        text=form.cleaned_data["text"],
-        question=form.cleaned_data["question"],
-    )
+    try:
+        await services.start_own_page(
+            user_id=user.pk,
+            draft_id=draft_id,
+            page_number=number,
+            text=form.cleaned_data["text"],
+            question=form.cleaned_data["question"],
+        )
+    except GenerationLimited as limited:
+        return await _refused_for_now(request, user.pk, draft_id, limited, write_form=form)
     return _to_the_live_tabs(draft_id)
+
+
+async def _refused_for_now(
+    request: HttpRequest, user_id: int, draft_id: str, limited: GenerationLimited, **forms: Any
+) -> HttpResponse:
+    """A limit said "not now": the making page again, the words still in their box, and when to come back."""
+    response = await sync_to_async(_reload_making_page)(
+        request, user_id, draft_id, refusal=str(limited), status=limited.status, **forms
+    )
+    return _with_retry_after(response, limited)
 
 
 @login_required
@@ -394,6 +429,7 @@ def read_book(request: FamilyRequest, book_id: int) -> HttpResponse:
         "cover_page": pages[0] if pages else None,
         "previous_number": number - 1 if number > 0 else None,
         "next_number": number + 1 if number < len(pages) else None,
+        "usage": usage_selectors.book_usage(book),
     }
     return render(request, "books/reader.html", context)
 

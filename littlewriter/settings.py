@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "books",
     "streaming",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -203,6 +204,9 @@ LITTLEWRITER: dict[str, Any] = {
     "DRAFT_TTL_SECONDS": env_int("LW_DRAFT_TTL_HOURS", 72) * 3600,
     # A page still being made after this long is stopped and can be made again.
     "GENERATION_TIMEOUT_SECONDS": env_int("LW_GENERATION_TIMEOUT", 300),
+    # Per user: generation requests a minute, and new pages a day (0 switches either off).
+    "GENERATION_RATE_PER_MINUTE": env_int("LW_GENERATION_RATE", 10),
+    "DAILY_PAGE_QUOTA": env_int("LW_DAILY_PAGE_QUOTA", 60),
     "OPENAI_BASE_URL": env_str("OPENAI_BASE_URL", ""),
     "OPENAI_TEXT_MODEL": env_str("LW_TEXT_MODEL", "gpt-4o-mini"),
     "OPENAI_IMAGE_MODEL": env_str("LW_IMAGE_MODEL", "gpt-image-1"),

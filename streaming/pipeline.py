@@ -23,6 +23,7 @@ from books.ports import (
     WordExplainer,
 )
 from streaming.sections import Section, SectionStatus, sections_for
+from usage.meter import PageMeter
 
 EventSink = Callable[[str, str, Any], Awaitable[None]]
 """``await on_event(section_name, what, payload)``; ``what`` is a status, "delta" or "picture"."""
@@ -80,11 +81,14 @@ async def make_page(
     *,
     only: set[str] | None = None,
     earlier: PageResult | None = None,
+    meter: PageMeter | None = None,
 ) -> PageResult:
     """Run the page's sections (or ``only`` those, the rest taken from ``earlier``).
 
-    A failed section is recorded in ``failures`` and the others go on.
+    A failed section is recorded in ``failures`` and the others go on. With a ``meter``,
+    each section's adapter reports what it used into that section's reading.
     """
+    meter = meter if meter is not None else PageMeter()
     sections = tuple(
         s for s in sections_for(is_last_page=context.is_last_page) if s.name != "new_words" or workers.words
     )
@@ -98,7 +102,8 @@ async def make_page(
                 if needed in result.failures:
                     raise SectionFailed(section.name, f"it needs the {needed}, which could not be made")
             await on_event(section.name, SectionStatus.STREAMING, None)
-            await _fill(section, context, workers, result, on_event)
+            with meter.section(section.name):
+                await _fill(section, context, workers, result, on_event)
             await on_event(section.name, SectionStatus.COMPLETE, None)
         except (SectionFailed, AdapterError) as failure:
             reason = failure.reason if isinstance(failure, SectionFailed) else str(failure)

@@ -20,6 +20,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from books.domain import Language
 from books.ports import Illustrator, Picture, QuestionWriter, StoryContext, StoryWriter, WordExplainer
+from usage import meter
+
+# It calls no model: text sections count zero tokens, pictures count as pictures.
+ADAPTER_NAME = "offline"
 
 PIECE_PAUSE_SECONDS = 0.02
 PICTURE_SIZE = (768, 512)
@@ -243,12 +247,14 @@ def offline_page_text(context: StoryContext) -> str:
 
 class OfflineStoryWriter(StoryWriter):
     async def write(self, context: StoryContext) -> AsyncIterator[str]:
+        meter.count(adapter=ADAPTER_NAME)
         async for piece in _stream(offline_page_text(context), _rng(context, "pieces")):
             yield piece
 
 
 class OfflineQuestionWriter(QuestionWriter):
     async def ask(self, context: StoryContext, page_text: str) -> AsyncIterator[str]:
+        meter.count(adapter=ADAPTER_NAME)
         rng = _rng(context, "question")
         hero = rng.choice(context.characters).name
         question = rng.choice(_QUESTIONS[context.language]).format(hero=hero)
@@ -329,6 +335,7 @@ def offline_new_words(context: StoryContext, page_text: str) -> list[str]:
 
 class OfflineWordExplainer(WordExplainer):
     async def explain(self, context: StoryContext, page_text: str) -> AsyncIterator[str]:
+        meter.count(adapter=ADAPTER_NAME)
         rng = _rng(context, "word pieces")
         lines = offline_new_words(context, page_text)
         for index, line in enumerate(lines):
@@ -342,6 +349,7 @@ class OfflineIllustrator(Illustrator):
     async def draw(self, context: StoryContext) -> Picture:
         # Drawing is CPU work; keep it off the event loop.
         data = await asyncio.to_thread(draw_page, context)
+        meter.count(adapter=ADAPTER_NAME, pictures=1)
         return Picture(data=data, meta={"drawn_by": "offline"})
 
 

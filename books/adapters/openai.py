@@ -33,7 +33,9 @@ from books.ports import (
     StoryWriter,
     WordExplainer,
 )
+from usage import meter
 
+ADAPTER_NAME = "openai"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Picture prompts have tight limits on older models (4,000 characters for dall-e-3).
 PICTURE_STORY_BUDGET = 1200
@@ -265,13 +267,27 @@ class _OpenAIAdapter:
 
     async def _stream_text(self, messages: list[ChatCompletionMessageParam]) -> AsyncIterator[str]:
         received = finished = False
+        model = str(settings.LITTLEWRITER["OPENAI_TEXT_MODEL"])
+        # Which model the section used is known now; the tokens only at the end of the stream.
+        meter.count(adapter=ADAPTER_NAME, model=model)
         try:
             stream = await self.client.chat.completions.create(
-                model=settings.LITTLEWRITER["OPENAI_TEXT_MODEL"], messages=messages, stream=True
+                model=model,
+                messages=messages,
+                stream=True,
+                # The last chunk then carries the usage of the whole answer (and no choices).
+                stream_options={"include_usage": True},
             )
             # ``async with`` closes the response even when our caller stops listening early.
             async with stream:
                 async for chunk in stream:
+                    if chunk.usage is not None:
+                        meter.count(
+                            adapter=ADAPTER_NAME,
+                            model=chunk.model or model,
+                            input_tokens=chunk.usage.prompt_tokens,
+                            output_tokens=chunk.usage.completion_tokens,
+                        )
                     if not chunk.choices:
                         continue  # usage-only chunks carry no text
                     choice = chunk.choices[0]
@@ -334,6 +350,14 @@ class OpenAIIllustrator(_OpenAIAdapter, Illustrator):
             response = await self.client.images.generate(**request)
         except openai.OpenAIError as error:
             raise _adapter_error(error, who="illustrator") from error
+        # GPT image models report the tokens a picture took; DALL·E reports none (counted as 0).
+        used = response.usage
+        meter.count(
+            adapter=ADAPTER_NAME,
+            model=model,
+            input_tokens=used.input_tokens if used else 0,
+            output_tokens=used.output_tokens if used else 0,
+        )
         image = response.data[0] if response.data else None
         if image is None:
             raise AdapterError("The illustrator sent back no picture; try again.")
@@ -345,12 +369,14 @@ class OpenAIIllustrator(_OpenAIAdapter, Illustrator):
                     permanent=True,
                 )
             raise AdapterError("The illustrator sent back no picture; try again.")
-        return Picture(
+        picture = Picture(
             data=_png_bytes(image.b64_json),
             content_type="image/png",
             extension="png",
             meta={"drawn_by": "openai", "model": model},
         )
+        meter.count(adapter=ADAPTER_NAME, model=model, pictures=1)
+        return picture
 
 
 def _png_bytes(b64_json: str) -> bytes:
