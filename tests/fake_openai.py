@@ -4,6 +4,7 @@
         server.script("chat", status=429)             # the next chat call answers 429
         server.script("chat", chunks=["Once ", "upon"], stop_after=1)   # cut the stream after 1 chunk
         server.script("images", url_only=True)        # the next picture comes as a URL only
+        server.script("chat", usage=(120, 45))        # the stream's usage chunk says 120 in, 45 out
         ... call the adapter with base_url=server.base_url ...
         server.requests                               # every JSON body received, in order
 
@@ -12,6 +13,12 @@ none queued the server answers a default that makes a sensible page: a story tex
 depends on the request, streamed word by word, a question ending with "?" when the
 system message asks for a question, two or three "word — explanation" lines for words
 from the <page> when it asks for new words, and a real PNG.
+
+Usage, as the real API reports it: a stream asked with ``stream_options={"include_usage":
+true}`` ends with one more chunk that has no choices and a ``usage`` (prompt and completion
+tokens), and a picture from a GPT image model carries ``usage`` (input and output tokens;
+DALL·E models report none). The figures are scripted with ``usage=(in, out)`` or made up
+from the request (``default_usage``); ``no_usage=True`` leaves them out.
 """
 
 from __future__ import annotations
@@ -76,6 +83,8 @@ class Reply:
     url_only: bool = False
     error_code: str | None = None
     error_message: str = "Scripted failure from the fake OpenAI server."
+    usage: tuple[int, int] | None = None
+    no_usage: bool = False
 
 
 @dataclass
@@ -131,6 +140,16 @@ def new_words_text(messages: list[dict[str, Any]]) -> str:
     if len(words) < 2:
         words = _FALLBACK_WORDS
     return "\n".join(f"{word} — a word from the page, said simply for a child." for word in words)
+
+
+# What a GPT image model bills for one low-quality 1024x1024 picture's output.
+PICTURE_OUTPUT_TOKENS = 272
+
+
+def default_usage(body: dict[str, Any], pieces: list[str]) -> tuple[int, int]:
+    """Made-up but stable figures: a token per word of the request, one per piece sent back."""
+    words = len(re.findall(r"\S+", json.dumps(body.get("messages") or body.get("prompt") or "")))
+    return words, len(pieces) if pieces else PICTURE_OUTPUT_TOKENS
 
 
 def split_into_chunks(text: str) -> list[str]:
@@ -200,7 +219,16 @@ class _Handler(BaseHTTPRequestHandler):
             image: dict[str, Any] = {"url": "https://images.example.invalid/picture.png"}
         else:
             image = {"b64_json": base64.b64encode(tiny_png(str(body.get("prompt", "")))).decode()}
-        self._send_json(200, {"created": int(time.time()), "data": [image]})
+        answer: dict[str, Any] = {"created": int(time.time()), "data": [image]}
+        if not reply.no_usage and not str(body.get("model", "")).startswith("dall-e"):
+            used_in, used_out = reply.usage or default_usage(body, [])
+            answer["usage"] = {
+                "input_tokens": used_in,
+                "output_tokens": used_out,
+                "total_tokens": used_in + used_out,
+                "input_tokens_details": {"text_tokens": used_in, "image_tokens": 0},
+            }
+        self._send_json(200, answer)
 
     def _text(self, body: dict[str, Any], reply: Reply) -> list[str]:
         if reply.chunks is not None:
@@ -226,8 +254,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         model = body.get("model", "fake-model")
+        pieces = self._text(body, reply)
         self._send_event(_chunk(model, {"role": "assistant", "content": ""}))
-        for index, piece in enumerate(self._text(body, reply)):
+        for index, piece in enumerate(pieces):
             if reply.stop_after is not None and index >= reply.stop_after:
                 # Hang up without the closing HTTP chunk: the body is incomplete, as when a
                 # proxy or the provider drops the connection mid-answer.
@@ -238,6 +267,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send_event(_chunk(model, {"content": piece}))
         self._send_event(_chunk(model, {}, finish_reason=reply.finish_reason))
+        if (body.get("stream_options") or {}).get("include_usage") and not reply.no_usage:
+            prompt, completion = reply.usage or default_usage(body, pieces)
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+            self._send_event({**_chunk(model, {}), "choices": [], "usage": usage})
         self._send_chunk(b"data: [DONE]\n\n")
         self._send_chunk(b"")  # the closing chunk of the HTTP body
 
@@ -316,6 +353,8 @@ class FakeOpenAI:
         finish_reason: str = "stop",
         url_only: bool = False,
         error_code: str | None = None,
+        usage: tuple[int, int] | None = None,
+        no_usage: bool = False,
         times: int = 1,
     ) -> None:
         """Queue how the next ``times`` calls to ``route`` ("chat" or "images") are answered."""
@@ -331,6 +370,8 @@ class FakeOpenAI:
             finish_reason=finish_reason,
             url_only=url_only,
             error_code=error_code,
+            usage=usage,
+            no_usage=no_usage,
         )
         with self.scripts.lock:
             self.scripts.replies[route].extend([reply] * times)
