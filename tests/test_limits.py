@@ -391,6 +391,7 @@ async def test_making_parts_again_past_the_rate_answers_429_not_500(
     assert plain.status_code == 429
     assert plain["Retry-After"] == str(SECONDS_TO_NEXT_MINUTE)
     assert "Please wait 1 minute and try again." in text_of(plain)
+    assert "Time for a little break" in text_of(plain)
 
     # From the live tabs' button (htmx): the notice there gets the sentence.
     from_tabs = await parent_aclient.post(retry_url, {"section": "story"}, headers={"HX-Request": "true"})

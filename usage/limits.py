@@ -44,21 +44,36 @@ HELD, KEPT = "held", "kept"
 
 
 class GenerationLimited(DomainError):
-    """A limit is reached; ``retry_after`` is how many seconds until it is not."""
+    """A limit is reached; ``retry_after`` is how many seconds until it is not.
+
+    The sentence is built when it is shown (``str``), like every ``DomainError``'s, so it
+    comes out in the language of whoever reads it; it needs plurals, hence its own ``__str__``.
+    """
 
     status = 429
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__("")
         self.retry_after = max(int(retry_after), 1)
 
 
 class RateLimited(GenerationLimited):
-    pass
+    def __str__(self) -> str:
+        minutes = max(math.ceil(self.retry_after / MINUTE), 1)
+        return ngettext(
+            "That is a lot of pages in a short time! Please wait %(minutes)s minute and try again.",
+            "That is a lot of pages in a short time! Please wait %(minutes)s minutes and try again.",
+            minutes,
+        ) % {"minutes": minutes}
 
 
 class QuotaReached(GenerationLimited):
-    pass
+    def __init__(self, *, quota: int, now: datetime, next_midnight: datetime) -> None:
+        super().__init__(retry_after=_seconds(now, next_midnight))
+        self.quota, self.now, self.next_midnight = quota, now, next_midnight
+
+    def __str__(self) -> str:
+        return _quota_sentence(self.quota, self.now, self.next_midnight)
 
 
 @dataclass(frozen=True)
@@ -94,16 +109,7 @@ def take_rate_unit(user_id: int, *, now: datetime | None = None) -> None:
     seconds_left = math.ceil((window + 1) * MINUTE - moment)
     keys = [f"usage:rate:{user_id}:{window}:{unit}" for unit in range(1, rate + 1)]
     if _take_unit(keys, timeout=seconds_left + RATE_KEY_MARGIN_SECONDS) is None:
-        minutes = max(math.ceil(seconds_left / MINUTE), 1)
-        raise RateLimited(
-            ngettext(
-                "That is a lot of pages in a short time! Please wait %(minutes)s minute and try again.",
-                "That is a lot of pages in a short time! Please wait %(minutes)s minutes and try again.",
-                minutes,
-            )
-            % {"minutes": minutes},
-            retry_after=seconds_left,
-        )
+        raise RateLimited(retry_after=seconds_left)
 
 
 # -- the daily quota ------------------------------------------------------------------------------
@@ -130,9 +136,7 @@ def hold_page_unit(user_id: int, *, now: datetime | None = None) -> PageHold | N
     hold_seconds = int(settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]) + HOLD_MARGIN_SECONDS
     key = _take_unit(keys, timeout=hold_seconds)
     if key is None:
-        raise QuotaReached(
-            _quota_sentence(quota, moment, next_midnight), retry_after=_seconds(moment, next_midnight)
-        )
+        raise QuotaReached(quota=quota, now=moment, next_midnight=next_midnight)
     return PageHold(key=key)
 
 
