@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.cache import caches
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import AsyncClient
 from django.urls import reverse
 
@@ -28,6 +28,7 @@ from books.drafts import GenerationLock
 from books.ports import AdapterError, StoryContext, StoryWriter
 from books.services import PageFailed
 from streaming import live, runs
+from tests.conftest import USING_REDIS
 from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
 from usage import limits
 from usage.limits import GenerationLimited, QuotaReached, RateLimited
@@ -259,6 +260,16 @@ def test_a_limit_of_zero_is_no_limit(parent: Any, set_limits: Callable[..., None
 # -- the atomic step ------------------------------------------------------------------------------
 
 
+# SQLite's in-memory test database (pytest-django's default) shares one cache between its
+# connections: a statement meeting another thread's write fails at once ("database table is
+# locked") where the file database the app uses waits its turn, and the database cache turns
+# such a failed write into "not added". So on the embedded configuration a contender can lose
+# a race nobody won; what must hold everywhere is that no more units are taken than are free,
+# and on Redis exactly that many are.
+EXACT_WINNERS = USING_REDIS
+LOCKED_RETRIES = 50
+
+
 def _race(contenders: int, attempt: Callable[[], object]) -> tuple[int, int]:
     """Run ``attempt`` in ``contenders`` threads released at the same moment: (won, refused)."""
     start = threading.Barrier(contenders)
@@ -266,10 +277,15 @@ def _race(contenders: int, attempt: Callable[[], object]) -> tuple[int, int]:
     def contend() -> bool:
         try:
             start.wait()
-            attempt()
-            return True
-        except GenerationLimited:
-            return False
+            for _ in range(LOCKED_RETRIES):
+                try:
+                    attempt()
+                    return True
+                except GenerationLimited:
+                    return False
+                except OperationalError:
+                    continue  # the test database's lock (see above): that read changed nothing
+            raise AssertionError("the test database stayed locked")
         finally:
             connection.close()  # each thread had its own database connection
 
@@ -285,25 +301,33 @@ def test_concurrent_requests_cannot_both_take_the_last_page_of_the_day(
     limits.keep_page_unit(limits.hold_page_unit(parent.pk))
     limits.keep_page_unit(limits.hold_page_unit(parent.pk))
     won, refused = _race(6, lambda: limits.hold_page_unit(parent.pk))
-    assert (won, refused) == (1, 5)
-    assert limits.pages_counted_today(parent.pk) == 3
+    assert won <= 1 and won + refused == 6
+    assert limits.pages_counted_today(parent.pk) == 2 + won
+    if EXACT_WINNERS:
+        assert won == 1
 
 
 def test_concurrent_requests_cannot_go_past_the_rate(parent: Any, set_limits: Callable[..., None]) -> None:
     set_limits(rate=3)
     won, refused = _race(8, lambda: limits.take_rate_unit(parent.pk))
-    assert (won, refused) == (3, 5)
+    assert won <= 3 and won + refused == 8
+    if EXACT_WINNERS:
+        assert won == 3
 
 
 def test_the_cache_add_decides_even_when_every_request_read_the_unit_as_free(
     parent: Any, set_limits: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The worst interleaving: every request reads before any of them writes.
+    # The worst interleaving, played out in order: every request reads "free" before any writes.
     set_limits(quota=1)
-    # On the backend's class: every thread has its own cache object.
     monkeypatch.setattr(type(caches["default"]), "get_many", lambda self, keys, version=None: {})
-    won, refused = _race(6, lambda: limits.hold_page_unit(parent.pk))
-    assert (won, refused) == (1, 5)
+    outcomes = []
+    for _ in range(6):
+        try:
+            outcomes.append(limits.hold_page_unit(parent.pk) is not None)
+        except QuotaReached:
+            outcomes.append(False)
+    assert outcomes == [True, False, False, False, False, False]
 
 
 # -- through the web pages ------------------------------------------------------------------------
