@@ -9,6 +9,7 @@ to be flagged or to meet a moderator that is down.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -422,6 +423,30 @@ async def test_a_flagged_idea_keeps_the_form_with_a_kind_sentence(
     assert "Make page 1" in page
     assert "violence" not in page  # the child reads a kind sentence, not a category
     assert not runs.running_here(draft.draft_id)
+
+
+async def test_a_flagged_story_shows_try_another_idea_with_its_retry_button(
+    parent_aclient: AsyncClient, parent: Any, moody_story: None
+) -> None:
+    draft = await astart(parent)
+    response = await parent_aclient.post(
+        reverse("books:make_page", args=[draft.draft_id, 1]), {"child_input": "a troll comes to tea"}
+    )
+    assert response.status_code == 302
+    await runs.settle(draft.draft_id)
+
+    page = page_text(await parent_aclient.get(reverse("books:draft", args=[draft.draft_id])))
+    problem = re.search(r'id="section-story-problem"[^>]*>(.*?)</div>', page, flags=re.S)
+    assert problem is not None
+    assert TRY_ANOTHER in problem.group(1) and "Make the story again" in problem.group(1)
+    assert "killed" not in page
+    assert "a troll comes to tea</textarea>" in page  # the child's words are kept too
+
+    retried = await parent_aclient.post(reverse("books:retry", args=[draft.draft_id]), {"section": "story"})
+    assert retried.status_code == 302
+    await runs.settle(draft.draft_id)
+    page = page_text(await parent_aclient.get(reverse("books:draft", args=[draft.draft_id])))
+    assert "The troll baked a cake." in page and "Page 1 is in your book." in page
 
 
 async def test_a_flagged_own_page_keeps_the_parents_words(parent_aclient: AsyncClient, parent: Any) -> None:
