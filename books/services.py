@@ -246,7 +246,7 @@ async def stop_page(*, user_id: int, draft_id: str) -> None:
     await sync_to_async(drafts.load)(user_id, draft_id)
     if not await sync_to_async(GenerationLock.is_held)(user_id):
         raise IllegalMove("No page is being made right now.")
-    await runs.request_stop(draft_id)
+    await runs.request_stop(draft_id, user_id=user_id)
 
 
 class ParentWords(StoryWriter):
@@ -340,7 +340,7 @@ async def _run_page(
 ) -> BookDraft:
     this_run = asyncio.current_task()
     assert this_run is not None
-    heartbeat = asyncio.create_task(runs.keep_alive(lock, draft.draft_id, this_run))
+    heartbeat = asyncio.create_task(runs.keep_alive(lock, this_run))
     timeout = settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]
     try:
         async with asyncio.timeout(timeout):
@@ -361,10 +361,14 @@ async def _run_page(
         raise
     finally:
         await runs.cancel_quietly(heartbeat)
-        # The last frame goes out before the lock does: a page view that finds no lock
-        # must find a finished snapshot, or it would take the run for an interrupted one.
-        await publisher.close()
-        await sync_to_async(lock.release)()
+        try:
+            # The last frame goes out before the lock does: a page view that finds no lock
+            # must find a finished snapshot, or it would take the run for an interrupted one.
+            await publisher.close()
+        finally:
+            # Even when the hub is unreachable: a held lock would block the book for
+            # LOCK_SECONDS, and a page view then shows the run as interrupted, retryable.
+            await sync_to_async(lock.release)()
 
 
 def live_page(*, user_id: int, draft_id: str) -> tuple[BookDraft, LiveSnapshot | None]:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
@@ -85,7 +86,7 @@ class PageConsumer(AsyncWebsocketConsumer):
             for delta in newer:
                 self.shown.apply(delta)
             self.sent_seq = newer[-1].seq
-            await self.send(text_data=render_deltas(self.shown, newer))
+            await self._send(render_deltas(self.shown, newer))
 
     async def resync(self) -> None:
         async with self.in_order:
@@ -97,7 +98,15 @@ class PageConsumer(AsyncWebsocketConsumer):
             return
         self.shown = snapshot
         self.sent_seq = snapshot.seq
-        await self.send(text_data=_render("live", {"live": snapshot, "oob": True}))
+        await self._send(_render("live", {"live": snapshot, "oob": True}))
+
+    async def _send(self, html: str) -> None:
+        try:
+            await self.send(text_data=html)
+        except Disconnected:
+            # The tab closed between two frames; its disconnect (and unwatch) is on its way.
+            # Not an error: tabs close all the time.
+            log.debug("a frame for draft %s reached a closed socket", self.draft_id)
 
     @database_sync_to_async
     def _owns_draft(self, user_id: int, draft_id: str) -> bool:
