@@ -149,7 +149,7 @@ def _own_bucket(bucket: str, endpoint: str, region: str) -> Iterator[str]:
 def own_services(upstream: FakeOpenAI, var_dir: Path) -> Iterator[dict[str, str]]:
     """This run's configuration, each service swapped for one of the browser server's own."""
     env = dict(os.environ)
-    for adapter in ("STORY_WRITER", "QUESTION_WRITER", "ILLUSTRATOR", "WORD_EXPLAINER"):
+    for adapter in ("STORY_WRITER", "QUESTION_WRITER", "ILLUSTRATOR", "WORD_EXPLAINER", "MODERATOR"):
         env.pop(f"LW_{adapter}", None)
     env.pop("LW_MEDIA_ROOT", None)
     prefix = f"{env.get('LW_CACHE_PREFIX') or 'lw'}-browser"
