@@ -30,6 +30,9 @@ def concerns(text: str) -> set[str]:
         "Bori had a water gun and a bubble gun.",
         "The dragon breathed fire on the candles of the birthday cake.",
         "Page 12 of 16, in the year 1999.",
+        "There were 1000000000 stars in the sky.",
+        "A killer whale waved at the boat.",
+        "Bori dropped a bath bomb in the tub.",
         "늑대가 나타났어요.",
         "마녀가 빗자루를 탔어요.",
         "용이 불을 뿜었어요.",
@@ -66,6 +69,8 @@ def test_fairy_tale_words_are_not_flagged(text: str) -> None:
         ("Shut up, dragon!", Concern.HATE),
         ("my address is the blue house", Concern.PERSONAL_DETAILS),
         ("Ring (555) 123-4567", Concern.PERSONAL_DETAILS),
+        ("엄마 번호 01012345678", Concern.PERSONAL_DETAILS),
+        ("call +82 10 1234 5678", Concern.PERSONAL_DETAILS),
     ],
 )
 def test_harmful_words_are_found_with_particles_and_endings(text: str, concern: Concern) -> None:

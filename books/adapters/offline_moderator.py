@@ -48,7 +48,8 @@ RULES: tuple[Rule, ...] = (
     _rule(
         Concern.VIOLENCE,
         _english(
-            r"kill(?:s|ed|ing|er|ers)?",
+            r"kill(?:s|ed|ing)?",
+            r"killers?(?!\s+whales?)",  # an orca is a killer whale
             r"murder(?:s|ed|ing|er|ers)?",
             r"stab(?:s|bed|bing)?",
             r"shoot(?:s|ing)?\s+(?:him|her|them|you|me|us|people|everyone)",
@@ -62,7 +63,7 @@ RULES: tuple[Rule, ...] = (
             # A water pistol is a toy.
             r"(?<!water\s)(?<!toy\s)(?<!bubble\s)(?:guns?|pistols?)",
             r"rifles?",
-            r"bombs?",
+            r"(?<!bath\s)bombs?",
         ),
         # 죽이다 (to kill) but not 죽이 (porridge + subject particle) standing alone.
         _HANGUL_START + r"죽이(?=[가-힣])",
@@ -120,8 +121,11 @@ RULES: tuple[Rule, ...] = (
         Concern.PERSONAL_DETAILS,
         # An e-mail address.
         r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
-        # A phone number: nine to fifteen digits, with the usual separators between them.
-        r"(?<![\d.])\+?\d(?:[\s().-]{0,2}\d){8,14}(?![\d])",
+        # A phone number: nine to fifteen digits, either in groups (010-1234-5678, (555) 123 4567,
+        # +82 10 1234 5678) or run together from a leading 0 or + (01012345678). A long number
+        # that is neither (1000000000 stars) is a number, not a phone.
+        r"(?<![\d.])(?=(?:[\s().+-]{0,3}\d){9})\(?\+?\d{1,4}\)?(?:[\s.-]{1,2}\d{2,4}){1,3}[\s.-]{1,2}\d{4}(?!\d)",
+        r"(?<![\d.])(?:\+\d|0)\d{8,14}(?!\d)",
         # A street address: a house number, a name, and a street word.
         r"\b\d{1,5}\s+(?:[a-z]+\s+){1,3}(?:street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct)\b",
         # Korean addresses: a road name with its number (테헤란로 152, 올림픽로35길 10) or a flat
