@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import gettext_noop
 
 from books.domain import AlreadyGenerating, BookDraft, DomainError
 
@@ -28,8 +29,8 @@ class DraftExpired(DomainError):
     status = 410
 
 
-NOT_FOUND_SENTENCE = "There is no such book in progress among yours."
-EXPIRED_SENTENCE = (
+NOT_FOUND_SENTENCE = gettext_noop("There is no such book in progress among yours.")
+EXPIRED_SENTENCE = gettext_noop(
     "This book in progress was put away after a long time without anything happening, "
     "so it can't be continued. Start a new one whenever you like."
 )
@@ -100,7 +101,7 @@ class GenerationLock:
 
     def acquire(self) -> None:
         if not cache.add(self.key, self.token, timeout=LOCK_SECONDS):
-            raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+            raise AlreadyGenerating(gettext_noop("A page is being made right now; wait for it to finish."))
 
     def refresh(self, seconds: int = 0) -> bool:
         """Keep the lock a while longer; False when it was lost (lapsed, or taken over)."""
