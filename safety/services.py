@@ -9,8 +9,6 @@ flags through ``flag_keeper``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import transaction
@@ -21,9 +19,7 @@ from books.domain import DomainError, Language
 from books.models import Book
 from books.ports import AdapterError, Concern, Verdict
 from safety.models import FlagSource, ModerationFlag
-
-FlagKeeper = Callable[[str, str, Verdict], Awaitable[None]]
-"""``await keep(section_name, text, verdict)``: records a flag raised on generated text."""
+from streaming.pipeline import FlagKeeper
 
 
 class InputHeldBack(DomainError):
