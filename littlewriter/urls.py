@@ -12,4 +12,5 @@ urlpatterns = [
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("books.urls")),
+    path("", include("reviews.urls")),
 ]
