@@ -228,7 +228,14 @@ def review_picture(request: SignedInRequest, book_id: int, number: int) -> HttpR
 
 def shared(request: HttpRequest, token: str) -> HttpResponse:
     """The book read-only, one page at a time: ``?page=0`` (or none) is the cover, then 1..N."""
-    book = selectors.shared_book(token)
+    try:
+        book = selectors.shared_book(token)
+    except Http404:
+        message = gettext("This link does not open a book: it may have been turned off. Ask for a new one.")
+        gone = refusal_page(
+            request, message, status=404, back_url=reverse("home"), back_label=gettext("Visit LittleWriter")
+        )
+        return _keep_the_link_to_itself(gone)
     pages = list(book.pages.all())
     number = _page_number(request.GET.get("page"), len(pages))
     context = {

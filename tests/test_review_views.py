@@ -227,7 +227,9 @@ def test_a_revoked_link_is_not_found_and_a_new_one_works(
 
     response = parent_client.post(reverse("reviews:revoke_link", args=[book.pk]))
     assert response.status_code == 302
-    assert visitor.get(second).status_code == 404
+    revoked = visitor.get(second)
+    assert revoked.status_code == 404
+    assert "This link does not open a book" in text_of(revoked) and book.title not in text_of(revoked)
     assert visitor.get(f"{second}pages/1/picture").status_code == 404
     assert "There is no share link yet." in text_of(
         parent_client.get(reverse("reviews:sharing", args=[book.pk]))
