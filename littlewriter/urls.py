@@ -11,6 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
+    # The language switcher posts to set_language; the choice is kept in a cookie.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("books.urls")),
     path("", include("reviews.urls")),
 ]

@@ -167,7 +167,9 @@ def test_a_book_is_submitted_approved_and_read_by_link_without_an_account(
         if number == 1:
             shot(visitor, "shared-page.png")
             visitor.get_by_role("link", name="Next page →").click()
-    assert visitor.locator("form").count() == 0  # read-only: nothing to send, nobody to log out
+    # Read-only: no form but the interface-language switch (and nobody to log out).
+    assert visitor.locator("main form").count() == 0
+    assert visitor.get_by_role("button", name="Log out").count() == 0
 
     # The parent turns the link off: the same address now opens nothing.
     parent.get_by_role("button", name="Turn the link off").click()
