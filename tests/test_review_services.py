@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import Http404
 
 from books.domain import IllegalMove
@@ -311,3 +313,43 @@ def test_make_reviewer_command_adds_the_user_to_the_group(
 def test_make_reviewer_explains_a_missing_user(db: None) -> None:
     with pytest.raises(CommandError, match=r"There is no user named 'nobody'\. Create the account first"):
         call_command("make_reviewer", "nobody")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_reviewers_deciding_at_once_make_one_decision(parent: Any) -> None:
+    """The row lock decides: whichever reviewer comes second is refused, and only one decision is kept."""
+    if connection.vendor != "mysql":
+        pytest.skip(
+            "needs MySQL/MariaDB: the embedded test database (in-memory SQLite) fails a second writer"
+            " at once instead of making it wait, so it cannot show the lock deciding"
+        )
+    book = finished_book(parent)
+    submitted(book)
+    first, second = make_reviewer("rita"), make_reviewer("sol")
+    start = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def decide_as(name: str, move: Callable[[], Any]) -> None:
+        try:
+            start.wait(timeout=30)
+            move()
+            outcomes[name] = "decided"
+        except IllegalMove as refused:
+            outcomes[name] = str(refused)
+        finally:
+            connection.close()  # this thread's own connection
+
+    moves: dict[str, Callable[[], Any]] = {
+        "rita": lambda: services.approve(book=book, reviewer=first),
+        "sol": lambda: services.reject(book=book, reviewer=second, reason="Not for sharing."),
+    }
+    threads = [threading.Thread(target=decide_as, args=(name, move)) for name, move in moves.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["rita", "sol"]
+    assert list(outcomes.values()).count("decided") == 1, outcomes
+    assert any("nothing left to decide" in outcome for outcome in outcomes.values()), outcomes
+    decision = Decision.objects.get()
+    assert state_of(book) == {Outcome.APPROVED: "approved", Outcome.REJECTED: "rejected"}[decision.outcome]

@@ -78,7 +78,8 @@ def test_the_reader_and_the_shelf_show_the_sharing_state(parent_client: Client, 
     assert reverse("reviews:sharing", args=[book.pk]) in cover
     submitted(book)
     shelf = text_of(parent_client.get(reverse("books:mine")))
-    assert 'class="sharing-badge sharing-submitted">Waiting for review' in shelf
+    sharing_url = reverse("reviews:sharing", args=[book.pk])
+    assert f'class="sharing-badge sharing-submitted" href="{sharing_url}">Waiting for review' in shelf
 
 
 def test_the_family_submits_its_book_with_a_note(parent_client: Client, book: Any) -> None:
