@@ -17,7 +17,7 @@ from django.http import Http404
 
 from books.domain import IllegalMove
 from reviews import selectors, services
-from reviews.models import BookReview, Decision, Outcome, ShareLink, SharingState
+from reviews.models import STATE_AFTER, BookReview, Decision, Outcome, ShareLink, SharingState
 from reviews.services import NotAReviewer, NoteNeeded, NotTheirs
 from tests.reviewing import finished_book, make_reviewer, make_staff
 
@@ -352,4 +352,4 @@ def test_two_reviewers_deciding_at_once_make_one_decision(parent: Any) -> None:
     assert list(outcomes.values()).count("decided") == 1, outcomes
     assert any("nothing left to decide" in outcome for outcome in outcomes.values()), outcomes
     decision = Decision.objects.get()
-    assert state_of(book) == {Outcome.APPROVED: "approved", Outcome.REJECTED: "rejected"}[decision.outcome]
+    assert state_of(book) == STATE_AFTER[Outcome(decision.outcome)]
