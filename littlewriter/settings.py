@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "books",
     "streaming",
     "safety",
+    "reviews",
 ]
 
 MIDDLEWARE = [

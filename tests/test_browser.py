@@ -66,6 +66,7 @@ class AppServer:
     url: str
     upstream: FakeOpenAI
     log: Path
+    env: dict[str, str]  # the server's configuration, for ``manage.py`` commands against it
 
 
 def free_port() -> int:
@@ -223,7 +224,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
             )
         try:
             wait_until_answering(url, daphne, SERVER_LOG)
-            yield AppServer(url=url, upstream=upstream, log=SERVER_LOG)
+            yield AppServer(url=url, upstream=upstream, log=SERVER_LOG, env=env)
         finally:
             daphne.terminate()
             try:
