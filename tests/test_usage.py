@@ -333,3 +333,19 @@ def test_the_book_admin_shows_what_each_book_used(admin_client: Client, parent: 
 
     change = admin_client.get(reverse("admin:books_book_change", args=[book.pk])).content.decode()
     assert "Tokens used" in change and "2468" in change
+
+
+async def test_a_page_shown_without_usage_says_nothing_about_it(parent: Any) -> None:
+    # The shared-link and review pages include the same page card with no ``usage`` at all.
+    from django.template.loader import render_to_string
+
+    draft = await a_book(parent)
+    draft = await make(parent, draft, 1)
+    context = {"page": draft.pages[0], "picture_url": "/p.png", "language": "en"}
+    html_without = await sync_to_async(render_to_string)("books/page_card.html#page_card", context)
+    assert "This page used" not in html_without
+    used = await sync_to_async(selectors.draft_usage)(user_id=parent.pk, draft_id=draft.draft_id)
+    html_with = await sync_to_async(render_to_string)(
+        "books/page_card.html#page_card", {**context, "usage": used}
+    )
+    assert "This page used 0 tokens and 1 picture." in html_with

@@ -22,8 +22,9 @@ def _figures(used: Used) -> dict[str, str]:
 
 
 @register.simple_tag
-def book_usage_sentence(usage: BookUsage | None, *, in_progress: bool = False) -> str:
-    if usage is None:
+def book_usage_sentence(usage: object, *, in_progress: bool = False) -> str:
+    # Pages that show a book without its usage (a share link, the review) leave ``usage`` unset.
+    if not isinstance(usage, BookUsage):
         return ""
     if in_progress:
         return gettext("So far this book used %(tokens)s and %(pictures)s.") % _figures(usage.total)
@@ -31,7 +32,7 @@ def book_usage_sentence(usage: BookUsage | None, *, in_progress: bool = False) -
 
 
 @register.simple_tag
-def page_usage_sentence(usage: BookUsage | None, number: int) -> str:
-    if usage is None or not usage.page(number):
+def page_usage_sentence(usage: object, number: int) -> str:
+    if not isinstance(usage, BookUsage) or not usage.page(number):
         return ""
     return gettext("This page used %(tokens)s and %(pictures)s.") % _figures(usage.page(number))
