@@ -16,6 +16,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 
 from books import drafts, pictures, ports
 from books.domain import (
@@ -26,6 +27,7 @@ from books.domain import (
     DomainError,
     DraftPage,
     IllegalMove,
+    InvalidBook,
     Language,
     PageSource,
     clean_page_text,
@@ -35,6 +37,7 @@ from books.drafts import GenerationLock
 from books.models import Book, Page
 from books.models import Character as CharacterRow
 from books.ports import PageSoFar, Picture, QuestionWriter, StoryContext, StoryWriter
+from families.selectors import own_child
 from streaming import live, runs
 from streaming.live import LivePublisher, LiveSnapshot, RunState
 from streaming.pipeline import EventSink, PageResult, PageWorkers, PictureKeeper, make_page
@@ -53,18 +56,25 @@ class PageFailed(DomainError):
 
 
 def start_book(
-    *, user_id: int, characters: list[tuple[str, str]], page_count: int, language: str
+    *, user_id: int, child_id: int, characters: list[tuple[str, str]], page_count: int, language: str
 ) -> BookDraft:
+    """A new draft, made with one of the parent's own children and written for their age band."""
     if drafts.current(user_id) is not None:
         raise IllegalMove(
             "You already have a book in progress: finish it or put it away before starting another."
         )
-    draft = BookDraft.begin(draft_id=uuid.uuid4().hex, owner_id=user_id)
+    child = own_child(parent_id=user_id, child_id=child_id)
+    if child is None:
+        raise InvalidBook(gettext("Choose one of your own children to make this book with."))
+    draft = BookDraft.begin(
+        draft_id=uuid.uuid4().hex, owner_id=user_id, child_id=child.pk, age_band=child.band
+    )
     draft.set_up(
         characters=[Character.create(name, description) for name, description in characters],
         page_count=page_count,
         language=Language(language),
     )
+    drafts.remember_for_child(child.pk, draft.draft_id)
     drafts.save(draft)
     return draft
 
@@ -426,6 +436,7 @@ def story_context(draft: BookDraft, *, page_number: int) -> StoryContext:
         pages_so_far=tuple(PageSoFar(number=p.number, text=p.text) for p in earlier_pages),
         child_input=child_input,
         book_key=draft.draft_id,
+        age_band=draft.age_band,
     )
 
 
@@ -493,11 +504,15 @@ def finish_book(*, user_id: int, draft_id: str, title: str) -> Book:
 
 
 def _write_book(draft: BookDraft, *, finished_title: str) -> Book:
+    if draft.child_id is not None and own_child(parent_id=draft.owner_id, child_id=draft.child_id) is None:
+        # The child's profile was deleted (with its drafts) while this request was on its way.
+        raise IllegalMove(gettext("The child this book was made with is no longer in your family."))
     copied: list[str] = []
     try:
         with transaction.atomic():
             book = Book.objects.create(
                 owner_id=draft.owner_id,
+                child_id=draft.child_id,
                 title=finished_title,
                 language=draft.language,
                 draft_id=draft.draft_id,
