@@ -234,7 +234,7 @@ def test_children_pages_need_a_login(client: Client, parent: Any) -> None:
 
 
 def test_a_parent_without_children_is_asked_to_add_one_first() -> None:
-    lone = make_parent("cleo", child=None)
+    lone: Any = make_parent("cleo", child=None)
     client = Client()
     client.force_login(lone)
     page = text_of(client.get(reverse("books:new")))
