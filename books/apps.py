@@ -6,3 +6,13 @@ from django.apps import AppConfig
 class BooksConfig(AppConfig):
     name = "books"
     verbose_name = "Books"
+
+    def ready(self) -> None:
+        from django.utils.translation import gettext
+
+        from books import domain
+        from books.ports import load_adapters
+
+        # The domain's sentences are marked English; shown to people, they go through gettext.
+        domain.set_translator(gettext)
+        load_adapters()

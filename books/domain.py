@@ -9,10 +9,17 @@ A book in progress (a *draft*) walks the diagram of the product brief:
 
 Nothing here imports Django or an AI SDK; the web layer turns ``DomainError`` into a
 4xx answer with the error's sentence.
+
+Sentences are written in English and marked with ``gettext_noop`` (the name makemessages
+looks for), with their numbers kept apart as ``%(name)s`` parameters. ``str(error)``
+translates the sentence when it is shown, through the translator the books app installs
+at start-up (Django's ``gettext``): the rules stay plain Python, the people see their own
+language, and a sentence is never frozen in the language of whoever made it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -24,6 +31,11 @@ MAX_CHILD_INPUT_LENGTH = 300
 MAX_TITLE_LENGTH = 80
 MAX_PAGE_TEXT_LENGTH = 3000
 MAX_QUESTION_LENGTH = 300
+
+
+def gettext_noop(message: str) -> str:
+    """Mark a sentence for translation; it is translated when shown (``str(error)``)."""
+    return message
 
 
 class BookState(StrEnum):
@@ -39,7 +51,8 @@ class Language(StrEnum):
 
     @property
     def label(self) -> str:
-        return {"en": "English", "ko": "Korean (한국어)"}[self.value]
+        """The language's English name (prompts use it; the interface translates it when shown)."""
+        return {"en": gettext_noop("English"), "ko": gettext_noop("Korean (한국어)")}[self.value]
 
 
 class AgeBand(StrEnum):
@@ -74,10 +87,32 @@ class PageSource(StrEnum):
     PARENT = "parent"
 
 
+_translate: Callable[[str], str] = gettext_noop
+
+
+def set_translator(translate: Callable[[str], str]) -> None:
+    """Install the function that turns a marked sentence into the reader's language."""
+    global _translate
+    _translate = translate
+
+
 class DomainError(Exception):
-    """A move the book's rules do not allow; ``str(error)`` is a sentence for people."""
+    """A move the book's rules do not allow; ``str(error)`` is a sentence for people.
+
+    ``message`` is a marked English sentence; ``params`` fill its ``%(name)s`` places
+    after it is translated.
+    """
 
     status = 400
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.params = params
+
+    def __str__(self) -> str:
+        sentence = _translate(self.message)
+        return sentence % self.params if self.params else sentence
 
 
 class InvalidBook(DomainError):
@@ -103,12 +138,16 @@ class Character:
     def create(cls, name: str, description: str) -> Character:
         name, description = name.strip(), description.strip()
         if not name:
-            raise InvalidBook("Every character needs a name.")
+            raise InvalidBook(gettext_noop("Every character needs a name."))
         if len(name) > MAX_NAME_LENGTH:
-            raise InvalidBook(f"A character's name can be at most {MAX_NAME_LENGTH} characters long.")
+            raise InvalidBook(
+                gettext_noop("A character's name can be at most %(limit)d characters long."),
+                limit=MAX_NAME_LENGTH,
+            )
         if len(description) > MAX_DESCRIPTION_LENGTH:
             raise InvalidBook(
-                f"A character's description can be at most {MAX_DESCRIPTION_LENGTH} characters long."
+                gettext_noop("A character's description can be at most %(limit)d characters long."),
+                limit=MAX_DESCRIPTION_LENGTH,
             )
         return cls(name=name, description=description)
 
@@ -129,34 +168,43 @@ class DraftPage:
 def clean_child_input(child_input: str) -> str:
     cleaned = child_input.strip()
     if not cleaned:
-        raise InvalidBook("Tell us what happens next — a few words are enough.")
+        raise InvalidBook(gettext_noop("Tell us what happens next — a few words are enough."))
     if len(cleaned) > MAX_CHILD_INPUT_LENGTH:
-        raise InvalidBook(f"What happens next can be at most {MAX_CHILD_INPUT_LENGTH} characters long.")
+        raise InvalidBook(
+            gettext_noop("What happens next can be at most %(limit)d characters long."),
+            limit=MAX_CHILD_INPUT_LENGTH,
+        )
     return cleaned
 
 
 def clean_page_text(text: str) -> str:
     cleaned = text.strip()
     if not cleaned:
-        raise InvalidBook("A page needs some words.")
+        raise InvalidBook(gettext_noop("A page needs some words."))
     if len(cleaned) > MAX_PAGE_TEXT_LENGTH:
-        raise InvalidBook(f"A page can be at most {MAX_PAGE_TEXT_LENGTH} characters long.")
+        raise InvalidBook(
+            gettext_noop("A page can be at most %(limit)d characters long."), limit=MAX_PAGE_TEXT_LENGTH
+        )
     return cleaned
 
 
 def clean_question(question: str) -> str:
     cleaned = question.strip()
     if len(cleaned) > MAX_QUESTION_LENGTH:
-        raise InvalidBook(f"A question can be at most {MAX_QUESTION_LENGTH} characters long.")
+        raise InvalidBook(
+            gettext_noop("A question can be at most %(limit)d characters long."), limit=MAX_QUESTION_LENGTH
+        )
     return cleaned
 
 
 def clean_title(title: str) -> str:
     cleaned = title.strip()
     if not cleaned:
-        raise InvalidBook("Give your book a title.")
+        raise InvalidBook(gettext_noop("Give your book a title."))
     if len(cleaned) > MAX_TITLE_LENGTH:
-        raise InvalidBook(f"A title can be at most {MAX_TITLE_LENGTH} characters long.")
+        raise InvalidBook(
+            gettext_noop("A title can be at most %(limit)d characters long."), limit=MAX_TITLE_LENGTH
+        )
     return cleaned
 
 
@@ -204,14 +252,22 @@ class BookDraft:
 
     def set_up(self, *, characters: list[Character], page_count: int, language: Language) -> None:
         if self.state is not BookState.INIT:
-            raise IllegalMove("This book has already been set up.")
+            raise IllegalMove(gettext_noop("This book has already been set up."))
         if not MIN_CHARACTERS <= len(characters) <= MAX_CHARACTERS:
-            raise InvalidBook(f"A book has between {MIN_CHARACTERS} and {MAX_CHARACTERS} characters.")
+            raise InvalidBook(
+                gettext_noop("A book has between %(least)d and %(most)d characters."),
+                least=MIN_CHARACTERS,
+                most=MAX_CHARACTERS,
+            )
         names = [character.name.casefold() for character in characters]
         if len(set(names)) != len(names):
-            raise InvalidBook("Two characters have the same name; give each one their own.")
+            raise InvalidBook(gettext_noop("Two characters have the same name; give each one their own."))
         if not MIN_PAGES <= page_count <= MAX_PAGES:
-            raise InvalidBook(f"A book has between {MIN_PAGES} and {MAX_PAGES} pages.")
+            raise InvalidBook(
+                gettext_noop("A book has between %(least)d and %(most)d pages."),
+                least=MIN_PAGES,
+                most=MAX_PAGES,
+            )
         self.characters = list(characters)
         self.page_count = page_count
         self.language = Language(language)
@@ -220,7 +276,7 @@ class BookDraft:
     def begin_page(self, *, page_number: int, child_input: str) -> str:
         """Move to ``generating`` for the next page; returns the cleaned child's input."""
         if self.state is BookState.GENERATING:
-            raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+            raise AlreadyGenerating(gettext_noop("A page is being made right now; wait for it to finish."))
         self._check_next_page(page_number)
         cleaned = clean_child_input(child_input)
         self.state = BookState.GENERATING
@@ -231,7 +287,7 @@ class BookDraft:
     def begin_parent_page(self, *, page_number: int, text: str) -> str:
         """The parent writes the next page themselves; only its picture is still to be made."""
         if self.state is BookState.GENERATING:
-            raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+            raise AlreadyGenerating(gettext_noop("A page is being made right now; wait for it to finish."))
         self._check_next_page(page_number)
         cleaned = clean_page_text(text)
         self.state = BookState.GENERATING
@@ -241,9 +297,11 @@ class BookDraft:
 
     def complete_page(self, page: DraftPage) -> None:
         if self.state is not BookState.GENERATING:
-            raise IllegalMove("No page is being made right now.")
+            raise IllegalMove(gettext_noop("No page is being made right now."))
         if page.number != self.next_page_number:
-            raise IllegalMove(f"Page {page.number} is not the next page of this book.")
+            raise IllegalMove(
+                gettext_noop("Page %(number)d is not the next page of this book."), number=page.number
+            )
         self.pages.append(page)
         self.pending_input = ""
         self.state = BookState.DONE if self.is_complete else BookState.IN_PROGRESS
@@ -261,9 +319,9 @@ class BookDraft:
 
     def edit_page(self, *, page_number: int, text: str, question: str | None = None) -> None:
         if self.state is BookState.GENERATING:
-            raise AlreadyGenerating("Wait for the page being made before editing.")
+            raise AlreadyGenerating(gettext_noop("Wait for the page being made before editing."))
         if self.state is BookState.INIT:
-            raise IllegalMove("This book has no pages yet.")
+            raise IllegalMove(gettext_noop("This book has no pages yet."))
         index = self._page_index(page_number)
         page = self.pages[index]
         new_question = page.question if question is None else clean_question(question)
@@ -275,7 +333,10 @@ class BookDraft:
         if self.state is not BookState.DONE:
             remaining = self.page_count - len(self.pages)
             raise IllegalMove(
-                f"The book is not finished yet: {remaining} more page(s) to make before it gets a title."
+                gettext_noop(
+                    "The book is not finished yet: %(remaining)d more page(s) to make before it gets a title."
+                ),
+                remaining=remaining,
             )
         return FinishedBook(
             title=clean_title(title),
@@ -307,18 +368,21 @@ class BookDraft:
 
     def _page_index(self, page_number: int) -> int:
         if not 1 <= page_number <= len(self.pages):
-            raise IllegalMove(f"This book has no page {page_number} yet.")
+            raise IllegalMove(gettext_noop("This book has no page %(number)d yet."), number=page_number)
         return page_number - 1
 
     def _check_next_page(self, page_number: int) -> None:
         if self.state is BookState.INIT:
-            raise IllegalMove("Name the characters and the number of pages first.")
+            raise IllegalMove(gettext_noop("Name the characters and the number of pages first."))
         if self.state is BookState.DONE:
-            raise IllegalMove("Every page is written; give the book a title to finish it.")
+            raise IllegalMove(gettext_noop("Every page is written; give the book a title to finish it."))
         if page_number != self.next_page_number:
             raise IllegalMove(
-                f"Page {page_number} can't be made now: the next page of this book is page "
-                f"{self.next_page_number}."
+                gettext_noop(
+                    "Page %(number)d can't be made now: the next page of this book is page %(next)d."
+                ),
+                number=page_number,
+                next=self.next_page_number,
             )
 
     # -- storage form (JSON-friendly, never pickle) --------------------------------------

@@ -7,11 +7,12 @@ expired draft can be told apart from one that never existed.
 
 from __future__ import annotations
 
-import time
+import secrets
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import gettext_noop
 
 from books.domain import AlreadyGenerating, BookDraft, DomainError
 
@@ -28,8 +29,8 @@ class DraftExpired(DomainError):
     status = 410
 
 
-NOT_FOUND_SENTENCE = "There is no such book in progress among yours."
-EXPIRED_SENTENCE = (
+NOT_FOUND_SENTENCE = gettext_noop("There is no such book in progress among yours.")
+EXPIRED_SENTENCE = gettext_noop(
     "This book in progress was put away after a long time without anything happening, "
     "so it can't be continued. Start a new one whenever you like."
 )
@@ -139,11 +140,12 @@ class GenerationLock:
 
     def __init__(self, user_id: int) -> None:
         self.key = _generation_key(user_id)
-        self.token = f"{time.time_ns()}"
+        # Names this hold of the lock: a stop request is addressed to it (``streaming/runs.py``).
+        self.token = secrets.token_hex(8)
 
     def acquire(self) -> None:
         if not cache.add(self.key, self.token, timeout=LOCK_SECONDS):
-            raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+            raise AlreadyGenerating(gettext_noop("A page is being made right now; wait for it to finish."))
 
     def refresh(self, seconds: int = 0) -> bool:
         """Keep the lock a while longer; False when it was lost (lapsed, or taken over)."""
@@ -158,3 +160,9 @@ class GenerationLock:
     @staticmethod
     def is_held(user_id: int) -> bool:
         return cache.get(_generation_key(user_id)) is not None
+
+    @staticmethod
+    def holder(user_id: int) -> str | None:
+        """The token of whoever holds the user's lock now, if anyone."""
+        token: str | None = cache.get(_generation_key(user_id))
+        return token

@@ -34,9 +34,9 @@ DEFAULT_PAGE_COUNT = 4
 
 # Example characters shown as placeholders in the first rows, so an empty form shows the idea.
 EXAMPLE_CHARACTERS = [
-    ("Mina", "a girl with a red umbrella"),
-    ("Bori", "a sleepy orange cat"),
-    ("Grandpa Oak", "a wise old tree who tells jokes"),
+    (_("Mina"), _("a girl with a red umbrella")),
+    (_("Bori"), _("a sleepy orange cat")),
+    (_("Grandpa Oak"), _("a wise old tree who tells jokes")),
 ]
 
 
@@ -44,13 +44,13 @@ class CharacterForm(forms.Form):
     """One character row; a row left empty is simply not a character."""
 
     name = forms.CharField(
-        label="Name",
+        label=_("Name"),
         max_length=MAX_NAME_LENGTH,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     description = forms.CharField(
-        label="What are they like?",
+        label=_("What are they like?"),
         max_length=MAX_DESCRIPTION_LENGTH,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
@@ -65,7 +65,7 @@ class CharacterForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get("description") and not cleaned.get("name"):
-            self.add_error("name", "Every character needs a name.")
+            self.add_error("name", _("Every character needs a name."))
         return cleaned
 
     @property
@@ -84,10 +84,10 @@ class BaseCharacterFormSet(forms.BaseFormSet):
         if any(self.errors):
             return
         if len(self.characters()) < MIN_CHARACTERS:
-            raise forms.ValidationError("Name at least one character for the story.")
+            raise forms.ValidationError(_("Name at least one character for the story."))
         names = [name.casefold() for name, _ in self.characters()]
         if len(set(names)) != len(names):
-            raise forms.ValidationError("Two characters have the same name; give each one their own.")
+            raise forms.ValidationError(_("Two characters have the same name; give each one their own."))
 
     def characters(self) -> list[tuple[str, str]]:
         """(name, description) of every row that was filled in, in order."""
@@ -131,19 +131,19 @@ class NewBookForm(forms.Form):
         },
     )
     page_count = forms.IntegerField(
-        label="How many pages?",
+        label=_("How many pages?"),
         min_value=MIN_PAGES,
         max_value=MAX_PAGES,
         initial=DEFAULT_PAGE_COUNT,
         error_messages={
-            "min_value": f"A book has at least {MIN_PAGES} pages.",
-            "max_value": f"A book has at most {MAX_PAGES} pages.",
-            "required": "Choose how many pages the book has.",
+            "min_value": _("A book has at least %(limit_value)s pages."),
+            "max_value": _("A book has at most %(limit_value)s pages."),
+            "required": _("Choose how many pages the book has."),
         },
     )
     language = forms.ChoiceField(
-        label="Story language",
-        choices=[(language.value, language.label) for language in Language],
+        label=_("Story language"),
+        choices=[(language.value, _(language.label)) for language in Language],
         initial=Language.ENGLISH.value,
         widget=forms.RadioSelect,
     )
@@ -158,10 +158,10 @@ class NewBookForm(forms.Form):
 
 class ChildInputForm(forms.Form):
     child_input = forms.CharField(
-        label="What happens next?",
+        label=_("What happens next?"),
         max_length=MAX_CHILD_INPUT_LENGTH,
-        error_messages={"required": "Tell us what happens next — a few words are enough."},
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "A dragon comes to tea…"}),
+        error_messages={"required": _("Tell us what happens next — a few words are enough.")},
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("A dragon comes to tea…")}),
     )
 
 
@@ -169,23 +169,23 @@ class PageTextForm(forms.Form):
     """A page in the parent's own words: used to write the next page and to edit one."""
 
     text = forms.CharField(
-        label="The page's words",
+        label=_("The page's words"),
         max_length=MAX_PAGE_TEXT_LENGTH,
-        error_messages={"required": "A page needs some words."},
+        error_messages={"required": _("A page needs some words.")},
         widget=forms.Textarea(attrs={"rows": 5}),
     )
     question = forms.CharField(
-        label="A question for the next page (optional)",
+        label=_("A question for the next page (optional)"),
         max_length=MAX_QUESTION_LENGTH,
         required=False,
-        widget=forms.TextInput(attrs={"placeholder": "What do you think happens next?"}),
+        widget=forms.TextInput(attrs={"placeholder": _("What do you think happens next?")}),
     )
 
 
 class FinishForm(forms.Form):
     title = forms.CharField(
-        label="The book's title",
+        label=_("The book's title"),
         max_length=MAX_TITLE_LENGTH,
-        error_messages={"required": "Give your book a title."},
-        widget=forms.TextInput(attrs={"placeholder": "Mina and the Blue Door", "autofocus": True}),
+        error_messages={"required": _("Give your book a title.")},
+        widget=forms.TextInput(attrs={"placeholder": _("Mina and the Blue Door"), "autofocus": True}),
     )

@@ -139,3 +139,23 @@ def word_explainer() -> WordExplainer:
 def illustrator() -> Illustrator:
     drawer: Illustrator = _build("ILLUSTRATOR")
     return drawer
+
+
+ADAPTER_SETTINGS = ("STORY_WRITER", "QUESTION_WRITER", "ILLUSTRATOR", "WORD_EXPLAINER")
+
+
+def load_adapters() -> None:
+    """Import every configured adapter now, so a wrong dotted path stops the server at start
+    and the first page does not import the OpenAI SDK on the event loop (half a second)."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from django.utils.module_loading import import_string
+
+    for name in ADAPTER_SETTINGS:
+        path = settings.LITTLEWRITER[name]
+        try:
+            import_string(path)
+        except ImportError as error:
+            raise ImproperlyConfigured(
+                f"LITTLEWRITER[{name!r}] = {path!r} cannot be imported: {error}"
+            ) from error

@@ -16,7 +16,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from books import drafts, pictures, ports
 from books.domain import (
@@ -41,7 +41,7 @@ from families.selectors import own_child
 from streaming import live, runs
 from streaming.live import LivePublisher, LiveSnapshot, RunState
 from streaming.pipeline import EventSink, PageResult, PageWorkers, PictureKeeper, make_page
-from streaming.sections import SECTIONS, SectionStatus, sections_for, with_dependents
+from streaming.sections import BY_NAME, SECTIONS, SectionStatus, sections_for, with_dependents
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,13 @@ def start_book(
     """A new draft, made with one of the parent's own children and written for their age band."""
     if drafts.current(user_id) is not None:
         raise IllegalMove(
-            "You already have a book in progress: finish it or put it away before starting another."
+            gettext_noop(
+                "You already have a book in progress: finish it or put it away before starting another."
+            )
         )
     child = own_child(parent_id=user_id, child_id=child_id)
     if child is None:
-        raise InvalidBook(gettext("Choose one of your own children to make this book with."))
+        raise InvalidBook(gettext_noop("Choose one of your own children to make this book with."))
     draft = BookDraft.begin(
         draft_id=uuid.uuid4().hex, owner_id=user_id, child_id=child.pk, age_band=child.band
     )
@@ -96,7 +98,7 @@ def discard_draft(*, user_id: int, draft_id: str) -> None:
 
 def _refuse_while_generating(user_id: int) -> None:
     if GenerationLock.is_held(user_id):
-        raise AlreadyGenerating("A page is being made right now; wait for it to finish.")
+        raise AlreadyGenerating(gettext_noop("A page is being made right now; wait for it to finish."))
 
 
 # -- making a page ---------------------------------------------------------------------------------
@@ -163,16 +165,16 @@ async def retry_sections(*, user_id: int, draft_id: str, sections: set[str]) -> 
     snapshot = await live.hub().snapshot(draft_id)
     draft = await sync_to_async(drafts.load)(user_id, draft_id)
     if snapshot is None or snapshot.state is RunState.RUNNING:
-        raise IllegalMove("There is nothing to make again right now.")
+        raise IllegalMove(gettext_noop("There is nothing to make again right now."))
     failed = {name for name, state in snapshot.sections.items() if state.status is SectionStatus.UNHEALTHY}
     if not sections or not sections <= failed:
-        raise IllegalMove("Only a part that could not be made can be made again.")
+        raise IllegalMove(gettext_noop("Only a part that could not be made can be made again."))
     page_number = snapshot.page_number
     only = with_dependents(sections, is_last_page=page_number == draft.page_count)
     earlier = _result_from(snapshot)
     if page_number <= len(draft.pages):
         if sections - {s.name for s in SECTIONS if not s.required}:
-            raise IllegalMove(f"Page {page_number} is already in your book.")
+            raise IllegalMove(gettext_noop("Page %(number)d is already in your book."), number=page_number)
         return await _start_run(
             user_id=user_id,
             draft_id=draft_id,
@@ -210,8 +212,8 @@ async def stop_page(*, user_id: int, draft_id: str) -> None:
     """Stop the page being made; the book goes back to how it was, the child's words kept."""
     await sync_to_async(drafts.load)(user_id, draft_id)
     if not await sync_to_async(GenerationLock.is_held)(user_id):
-        raise IllegalMove("No page is being made right now.")
-    await runs.request_stop(draft_id)
+        raise IllegalMove(gettext_noop("No page is being made right now."))
+    await runs.request_stop(draft_id, user_id=user_id)
 
 
 class ParentWords(StoryWriter):
@@ -273,7 +275,9 @@ async def _start_run(
             keep_picture=_picture_keeper(draft_id, page_number),
         )
     except BaseException:
-        await sync_to_async(_abandon_page)(user_id, draft_id, "The page could not be started; try again.")
+        await sync_to_async(_abandon_page)(
+            user_id, draft_id, gettext("The page could not be started; try again.")
+        )
         await sync_to_async(lock.release)()
         raise
     work = _run_page(
@@ -304,7 +308,7 @@ async def _run_page(
 ) -> BookDraft:
     this_run = asyncio.current_task()
     assert this_run is not None
-    heartbeat = asyncio.create_task(runs.keep_alive(lock, draft.draft_id, this_run))
+    heartbeat = asyncio.create_task(runs.keep_alive(lock, this_run))
     timeout = settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]
     try:
         async with asyncio.timeout(timeout):
@@ -325,10 +329,14 @@ async def _run_page(
         raise
     finally:
         await runs.cancel_quietly(heartbeat)
-        # The last frame goes out before the lock does: a page view that finds no lock
-        # must find a finished snapshot, or it would take the run for an interrupted one.
-        await publisher.close()
-        await sync_to_async(lock.release)()
+        try:
+            # The last frame goes out before the lock does: a page view that finds no lock
+            # must find a finished snapshot, or it would take the run for an interrupted one.
+            await publisher.close()
+        finally:
+            # Even when the hub is unreachable: a held lock would block the book for
+            # LOCK_SECONDS, and a page view then shows the run as interrupted, retryable.
+            await sync_to_async(lock.release)()
 
 
 def live_page(*, user_id: int, draft_id: str) -> tuple[BookDraft, LiveSnapshot | None]:
@@ -349,7 +357,7 @@ def live_page(*, user_id: int, draft_id: str) -> tuple[BookDraft, LiveSnapshot |
     try:
         draft = drafts.load(user_id, draft_id)
         snapshot = live.read_snapshot(draft_id)
-        reason = "Making this page was interrupted (the server restarted). Make it again."
+        reason = gettext("Making this page was interrupted (the server restarted). Make it again.")
         if draft.state is BookState.GENERATING:
             draft.abandon_page(reason)
             drafts.save(draft)
@@ -362,13 +370,19 @@ def live_page(*, user_id: int, draft_id: str) -> tuple[BookDraft, LiveSnapshot |
 
 def _why_the_run_ended(error: BaseException, page_number: int) -> tuple[RunState, str]:
     if isinstance(error, asyncio.CancelledError):
-        return RunState.STOPPED, f"Making page {page_number} was stopped. Your book is as it was."
+        return RunState.STOPPED, gettext("Making page %(number)d was stopped. Your book is as it was.") % {
+            "number": page_number
+        }
     if isinstance(error, TimeoutError):
-        return RunState.NEEDS_ATTENTION, f"Page {page_number} took too long to make; try again."
+        return RunState.NEEDS_ATTENTION, gettext("Page %(number)d took too long to make; try again.") % {
+            "number": page_number
+        }
     if isinstance(error, DomainError):
         return RunState.NEEDS_ATTENTION, str(error)
     log.error("making page %s failed", page_number, exc_info=error)
-    return RunState.NEEDS_ATTENTION, f"Page {page_number} could not be made; try again."
+    return RunState.NEEDS_ATTENTION, gettext("Page %(number)d could not be made; try again.") % {
+        "number": page_number
+    }
 
 
 def _sink(publisher: LivePublisher) -> EventSink:
@@ -414,7 +428,7 @@ def _begin_page(user_id: int, draft_id: str, lock: GenerationLock, begin: Begin)
         draft = drafts.load(user_id, draft_id)
         if draft.state is BookState.GENERATING:
             # We hold the lock, so the run that set this is gone (a restart, a crash).
-            draft.abandon_page("The last page was interrupted; you can make it again.")
+            draft.abandon_page(gettext("The last page was interrupted; you can make it again."))
         begin(draft)
         drafts.save(draft)
         return draft
@@ -479,9 +493,12 @@ def _abandon_page(user_id: int, draft_id: str, reason: str) -> None:
 
 def _failure_sentence(page_number: int, failures: dict[str, str]) -> str:
     parts = "; ".join(
-        f"the {section.replace('_', ' ')}: {reason.rstrip('.')}" for section, reason in failures.items()
+        gettext("the %(section)s: %(reason)s")
+        % {"section": gettext(BY_NAME[section].label).lower(), "reason": reason.rstrip(".")}
+        for section, reason in failures.items()
     )
-    return f"Page {page_number} could not be made ({parts}). Your book is as it was — try again."
+    sentence = gettext("Page %(number)d could not be made (%(parts)s). Your book is as it was — try again.")
+    return sentence % {"number": page_number, "parts": parts}
 
 
 # -- finishing -----------------------------------------------------------------------------------------
@@ -506,7 +523,7 @@ def finish_book(*, user_id: int, draft_id: str, title: str) -> Book:
 def _write_book(draft: BookDraft, *, finished_title: str) -> Book:
     if draft.child_id is not None and own_child(parent_id=draft.owner_id, child_id=draft.child_id) is None:
         # The child's profile was deleted (with its drafts) while this request was on its way.
-        raise IllegalMove(gettext("The child this book was made with is no longer in your family."))
+        raise IllegalMove(gettext_noop("The child this book was made with is no longer in your family."))
     copied: list[str] = []
     try:
         with transaction.atomic():

@@ -28,6 +28,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -77,11 +78,11 @@ def domain_error_page(
 ) -> HttpResponse:
     """The error's sentence, its status, and the one link that helps next."""
     if isinstance(error, DraftExpired):
-        back_url, back_label = reverse("books:new"), "Start a new book"
+        back_url, back_label = reverse("books:new"), _("Start a new book")
     elif isinstance(error, DraftNotFound) or not draft_id:
-        back_url, back_label = reverse("home"), "Back home"
+        back_url, back_label = reverse("home"), _("Back home")
     else:
-        back_url, back_label = reverse("books:draft", args=[draft_id]), "Back to your book"
+        back_url, back_label = reverse("books:draft", args=[draft_id]), _("Back to your book")
     context = {"message": str(error), "status": error.status, "back_url": back_url, "back_label": back_label}
     return render(request, "error.html", context, status=error.status)
 
@@ -313,7 +314,7 @@ def live_picture(request: FamilyRequest, draft_id: str, filename: str) -> HttpRe
     """A picture of the page being made, before the page is kept (owner only)."""
     drafts.load(request.user.pk, draft_id)
     if not LIVE_PICTURE_NAME.match(filename):
-        raise Http404("There is no such picture.")
+        raise Http404(_("There is no such picture."))
     return picture_response(f"{pictures.DRAFTS_PREFIX}{draft_id}/{filename}")
 
 
@@ -346,7 +347,7 @@ def draft_picture(request: FamilyRequest, draft_id: str, number: int) -> HttpRes
     draft = drafts.load(request.user.pk, draft_id)
     name = next((page.picture for page in draft.pages if page.number == number), "")
     if not name:
-        raise Http404("This page has no picture.")
+        raise Http404(_("This page has no picture."))
     return picture_response(name)
 
 
@@ -366,7 +367,7 @@ def finish(request: FamilyRequest, draft_id: str) -> HttpResponse:
         book = services.finish_book(
             user_id=request.user.pk, draft_id=draft_id, title=form.cleaned_data["title"]
         )
-        messages.success(request, f"“{book.title}” is finished and on your shelf.")
+        messages.success(request, _("“%(title)s” is finished and on your shelf.") % {"title": book.title})
         return redirect(book)
     return render(
         request, "books/finish.html", {"draft": draft, "form": form}, status=400 if form.errors else 200
@@ -382,7 +383,7 @@ def discard(request: FamilyRequest, draft_id: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "books/discard.html", {"draft": draft})
     services.discard_draft(user_id=request.user.pk, draft_id=draft_id)
-    messages.info(request, "The book in progress was put away. Start a new one whenever you like.")
+    messages.info(request, _("The book in progress was put away. Start a new one whenever you like."))
     return redirect("home")
 
 
@@ -436,7 +437,7 @@ def picture_response(name: str) -> HttpResponseBase:
     try:
         handle = pictures.storage().open(name, "rb")
     except FileNotFoundError as missing:
-        raise Http404("This picture is gone.") from missing
+        raise Http404(_("This picture is gone.")) from missing
     content_type = mimetypes.guess_type(name)[0] or "image/png"
     file_response = FileResponse(handle, content_type=content_type)
     patch_cache_control(file_response, private=True, max_age=PICTURE_MAX_AGE_SECONDS)

@@ -6,10 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils.translation import gettext as _
 
 from books import drafts, pictures
-from books.domain import AgeBand, DomainError
+from books.domain import AgeBand, DomainError, gettext_noop
 from books.drafts import GenerationLock
 from books.models import Book
 from families.models import Child
@@ -26,7 +25,7 @@ class ChildNotFound(DomainError):
 def _own_child(parent_id: int, child_id: int) -> Child:
     child = Child.objects.filter(pk=child_id, parent_id=parent_id).first()
     if child is None:
-        raise ChildNotFound(_("There is no such child in your family."))
+        raise ChildNotFound(gettext_noop("There is no such child in your family."))
     return child
 
 

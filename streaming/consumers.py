@@ -14,9 +14,14 @@ import asyncio
 import logging
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from books import drafts
 from books.domain import DomainError
@@ -49,6 +54,8 @@ class PageConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_YOURS)
             return
         await self.accept()
+        # Fragments are rendered in the page's interface language, chosen as LocaleMiddleware does.
+        self.language = language_of(self.scope)
         self.sent_seq, self.shown = -1, None
         # Frames and snapshots go out one at a time, in order, whoever triggers them.
         self.in_order = asyncio.Lock()
@@ -64,9 +71,9 @@ class PageConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # The browser only listens; whatever it sends is answered with a notice, never a crash.
-        await self.send(
-            text_data=_render("notice", {"notice": "This connection only shows the page being made."})
-        )
+        with translation.override(self.language):
+            html = _render("notice", {"notice": _("This connection only shows the page being made.")})
+        await self.send(text_data=html)
 
     async def take_frame(self, deltas: list[Delta]) -> None:
         """Called by the hub with every frame of this draft, in order."""
@@ -85,7 +92,9 @@ class PageConsumer(AsyncWebsocketConsumer):
             for delta in newer:
                 self.shown.apply(delta)
             self.sent_seq = newer[-1].seq
-            await self.send(text_data=render_deltas(self.shown, newer))
+            with translation.override(self.language):
+                html = render_deltas(self.shown, newer)
+            await self._send(html)
 
     async def resync(self) -> None:
         async with self.in_order:
@@ -97,7 +106,17 @@ class PageConsumer(AsyncWebsocketConsumer):
             return
         self.shown = snapshot
         self.sent_seq = snapshot.seq
-        await self.send(text_data=_render("live", {"live": snapshot, "oob": True}))
+        with translation.override(self.language):
+            html = _render("live", {"live": snapshot, "oob": True})
+        await self._send(html)
+
+    async def _send(self, html: str) -> None:
+        try:
+            await self.send(text_data=html)
+        except Disconnected:
+            # The tab closed between two frames; its disconnect (and unwatch) is on its way.
+            # Not an error: tabs close all the time.
+            log.debug("a frame for draft %s reached a closed socket", self.draft_id)
 
     @database_sync_to_async
     def _owns_draft(self, user_id: int, draft_id: str) -> bool:
@@ -106,6 +125,20 @@ class PageConsumer(AsyncWebsocketConsumer):
         except DomainError:
             return False
         return True
+
+
+def language_of(scope: dict[str, Any]) -> str:
+    """The socket's interface language: the switcher's cookie, else the browser's Accept-Language."""
+    cookie = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME, "")
+    headers = dict(scope.get("headers", []))
+    accept = headers.get(b"accept-language", b"").decode("latin-1")
+    for code in [cookie, *(code for code, _quality in parse_accept_lang_header(accept))]:
+        if code and code != "*":
+            try:
+                return translation.get_supported_language_variant(code)
+            except LookupError:
+                continue
+    return settings.LANGUAGE_CODE
 
 
 def _render(partial: str, context: dict[str, Any]) -> str:

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext
+
 from books.ports import (
     AdapterError,
     Illustrator,
@@ -22,7 +24,7 @@ from books.ports import (
     StoryWriter,
     WordExplainer,
 )
-from streaming.sections import Section, SectionStatus, sections_for
+from streaming.sections import BY_NAME, Section, SectionStatus, sections_for
 
 EventSink = Callable[[str, str, Any], Awaitable[None]]
 """``await on_event(section_name, what, payload)``; ``what`` is a status, "delta" or "picture"."""
@@ -96,7 +98,11 @@ async def make_page(
             for needed in section.needs:
                 await done[needed].wait()
                 if needed in result.failures:
-                    raise SectionFailed(section.name, f"it needs the {needed}, which could not be made")
+                    raise SectionFailed(
+                        section.name,
+                        gettext("it needs the %(section)s, which could not be made")
+                        % {"section": gettext(BY_NAME[needed].label).lower()},
+                    )
             await on_event(section.name, SectionStatus.STREAMING, None)
             await _fill(section, context, workers, result, on_event)
             await on_event(section.name, SectionStatus.COMPLETE, None)
@@ -136,13 +142,13 @@ async def _fill(
     if section.name == "story":
         result.text = (await _collect(section, workers.story.write(context), on_event)).strip()
         if not result.text:
-            raise SectionFailed(section.name, "the storyteller sent back an empty page")
+            raise SectionFailed(section.name, gettext("the storyteller sent back an empty page"))
     elif section.name == "question":
         result.question = (
             await _collect(section, workers.question.ask(context, result.text), on_event)
         ).strip()
         if not result.question:
-            raise SectionFailed(section.name, "the storyteller sent back no question")
+            raise SectionFailed(section.name, gettext("the storyteller sent back no question"))
     elif section.name == "new_words":
         assert workers.words is not None
         result.new_words = (
@@ -153,7 +159,7 @@ async def _fill(
         result.picture_name = await workers.keep_picture(result.picture)
         await on_event(section.name, "picture", result.picture_name)
     else:  # pragma: no cover - a section added to SECTIONS without a filler here
-        raise SectionFailed(section.name, "no one fills this section")
+        raise SectionFailed(section.name, gettext("no one fills this section"))
 
 
 async def _collect(section: Section, pieces: AsyncIterator[str], on_event: EventSink) -> str:

@@ -11,6 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from django.utils.translation import gettext, gettext_noop
+
+# Badges and tab names are shown in the reader's language: the names below are marked
+# English, translated when rendered (``SectionStatus.label``, ``{% translate section.label %}``).
+_STATUS_LABELS = {
+    "not_started": gettext_noop("Not started"),
+    "streaming": gettext_noop("Streaming"),
+    "complete": gettext_noop("Complete"),
+    "unhealthy": gettext_noop("Needs a retry"),
+}
+
 
 class SectionStatus(StrEnum):
     NOT_STARTED = "not_started"
@@ -20,12 +31,7 @@ class SectionStatus(StrEnum):
 
     @property
     def label(self) -> str:
-        return {
-            "not_started": "Not started",
-            "streaming": "Streaming",
-            "complete": "Complete",
-            "unhealthy": "Needs a retry",
-        }[self.value]
+        return gettext(_STATUS_LABELS[self.value])
 
 
 class SectionKind(StrEnum):
@@ -37,6 +43,7 @@ class SectionKind(StrEnum):
 class Section:
     name: str
     label: str
+    """Marked English; templates translate it when shown."""
     kind: SectionKind
     needs: tuple[str, ...] = ()
     required: bool = True
@@ -44,10 +51,14 @@ class Section:
     """The question invites the next page, so the last page has none."""
 
 
-STORY = Section("story", "Story", SectionKind.TEXT)
-PICTURE = Section("picture", "Picture", SectionKind.PICTURE)
-QUESTION = Section("question", "Question", SectionKind.TEXT, needs=("story",), skipped_on_last_page=True)
-NEW_WORDS = Section("new_words", "New words", SectionKind.TEXT, needs=("story",), required=False)
+STORY = Section("story", gettext_noop("Story"), SectionKind.TEXT)
+PICTURE = Section("picture", gettext_noop("Picture"), SectionKind.PICTURE)
+QUESTION = Section(
+    "question", gettext_noop("Question"), SectionKind.TEXT, needs=("story",), skipped_on_last_page=True
+)
+NEW_WORDS = Section(
+    "new_words", gettext_noop("New words"), SectionKind.TEXT, needs=("story",), required=False
+)
 
 SECTIONS: tuple[Section, ...] = (STORY, PICTURE, QUESTION, NEW_WORDS)
 BY_NAME = {section.name: section for section in SECTIONS}

@@ -81,8 +81,8 @@ async def other_aclient(other_parent: Any) -> AsyncClient:
 async def no_run_left_behind() -> AsyncIterator[None]:
     """A test that failed half-way must not leave its page run going into the next test."""
     yield
-    for draft_id in list(runs._running):
-        await runs.request_stop(draft_id)
+    for draft_id, run in list(runs._running.items()):
+        run.cancel()
         await runs.settle(draft_id)
 
 
