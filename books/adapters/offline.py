@@ -70,25 +70,27 @@ _ENDINGS = {
         "And so {names} went home happy, knowing tomorrow would bring a new adventure. The end."
     ),
     Language.KOREAN: (
-        "그렇게 {names}은(는) 행복하게 집으로 돌아갔어요. 내일은 또 새로운 모험이 기다리고 있겠죠. 끝."
+        "그렇게 {names}은(는) 내일 기다리고 있을 새로운 모험을 꿈꾸며 행복하게 집으로 돌아갔어요. 끝."
     ),
 }
+_SENTENCE_END = re.compile(r"[.!?][”\"']?(?=\s|$)")
+
 # The youngest get a short page: the opening, then one of these little sentences.
 _LITTLE_LINES = {
     Language.ENGLISH: [
-        "{hero} clapped. Hooray!",
-        "{hero} said: “Wow!”",
+        "{hero} clapped and shouted hooray!",
+        "{hero} said “Wow!”",
         "Splish, splash, {hero} laughed.",
     ],
     Language.KOREAN: [
         "{hero}은(는) 짝짝짝 손뼉을 쳤어요.",
-        "{hero}이(가) 말했어요. “우아!”",
+        "{hero}이(가) “우아!” 하고 말했어요.",
         "{hero}은(는) 깔깔 웃었어요.",
     ],
 }
 _LITTLE_ENDINGS = {
-    Language.ENGLISH: "Everyone went home happy. The end.",
-    Language.KOREAN: "모두 행복하게 집에 갔어요. 끝.",
+    Language.ENGLISH: "Everyone went home happy — the end.",
+    Language.KOREAN: "모두 행복하게 집에 갔어요, 끝.",
 }
 # The oldest get a longer page: more happens between the opening and the close.
 _MORE_MIDDLES = {
@@ -276,17 +278,25 @@ def offline_page_text(context: StoryContext) -> str:
     language = context.language
     opening = rng.choice(_OPENINGS[language]).format(names=names, input=child_input)
     if context.age_band is AgeBand.THREE_TO_FIVE:
-        if context.is_last_page:
-            return " ".join([opening, _LITTLE_ENDINGS[language]])
-        return " ".join([opening, rng.choice(_LITTLE_LINES[language]).format(hero=hero)])
-    sentences = [opening, rng.choice(_MIDDLES[language]).format(hero=hero, trait=trait)]
-    if context.age_band is AgeBand.NINE_TO_TEN:
-        sentences += [rng.choice(_MORE_MIDDLES[language]), rng.choice(_MORE_DETAILS[language])]
-    if context.is_last_page:
-        sentences.append(_ENDINGS[language].format(names=names))
+        middles = [] if context.is_last_page else [rng.choice(_LITTLE_LINES[language]).format(hero=hero)]
+        closing = _LITTLE_ENDINGS[language] if context.is_last_page else ""
     else:
-        sentences.append(rng.choice(_CLOSINGS[language]))
-    return " ".join(sentences)
+        middles = [rng.choice(_MIDDLES[language]).format(hero=hero, trait=trait)]
+        if context.age_band is AgeBand.NINE_TO_TEN:
+            middles += [rng.choice(_MORE_MIDDLES[language]), rng.choice(_MORE_DETAILS[language])]
+        if context.is_last_page:
+            closing = _ENDINGS[language].format(names=names)
+        else:
+            closing = rng.choice(_CLOSINGS[language])
+    # Some openings and endings are two sentences: the middle gives way, never the story's shape.
+    _, most = context.age_band.sentences
+    while middles and sentence_count(" ".join([opening, *middles, closing])) > most:
+        middles.pop()
+    return " ".join(part for part in [opening, *middles, closing] if part)
+
+
+def sentence_count(text: str) -> int:
+    return len(_SENTENCE_END.findall(text.strip()))
 
 
 class OfflineStoryWriter(StoryWriter):
