@@ -5,10 +5,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from books.domain import DomainError
+from families import services
 from families.models import Child
 
 
@@ -28,6 +31,21 @@ class ChildAdmin(admin.ModelAdmin):
     def book_total(self, child: Child) -> int:
         total: int = getattr(child, "book_total", 0)
         return total
+
+    # Deleting here goes through the same service as the parent's page: a plain ORM delete
+    # would leave the child's pictures in storage and drafts in the cache.
+    def delete_model(self, request: HttpRequest, obj: Child) -> None:
+        self._delete(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Child]) -> None:
+        for child in queryset:
+            self._delete(child)
+
+    def _delete(self, child: Child) -> None:
+        try:
+            services.delete_child(parent_id=child.parent_id, child_id=child.pk)
+        except DomainError as refused:  # a page of this family is being made right now
+            raise PermissionDenied(str(refused)) from refused
 
 
 class ChildInline(admin.TabularInline):

@@ -486,3 +486,19 @@ def test_admin_lists_filters_and_searches_children(
 def test_admin_shows_children_on_their_parent(admin_client: Client, parent: Any) -> None:
     page = text_of(admin_client.get(reverse("admin:auth_user_change", args=[parent.pk])))
     assert 'value="Sunny"' in page
+
+
+def test_deleting_a_child_in_admin_removes_their_pictures_too(
+    admin_client: Client, parent: Any, picture_store: str
+) -> None:
+    sunny = first_child(parent)
+    book = finished_book(parent, sunny, "Sunny's Book")
+    assert stored_pictures(picture_store)
+    response = admin_client.post(
+        reverse("admin:families_child_changelist"),
+        {"action": "delete_selected", "_selected_action": [sunny.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not Child.objects.filter(pk=sunny.pk).exists()
+    assert not Book.objects.filter(pk=book.pk).exists()
+    assert stored_pictures(picture_store) == []
