@@ -65,19 +65,26 @@ def start_book(
                 "You already have a book in progress: finish it or put it away before starting another."
             )
         )
-    child = own_child(parent_id=user_id, child_id=child_id)
-    if child is None:
-        raise InvalidBook(gettext_noop("Choose one of your own children to make this book with."))
-    draft = BookDraft.begin(
-        draft_id=uuid.uuid4().hex, owner_id=user_id, child_id=child.pk, age_band=child.band
-    )
-    draft.set_up(
-        characters=[Character.create(name, description) for name, description in characters],
-        page_count=page_count,
-        language=Language(language),
-    )
-    drafts.remember_for_child(child.pk, draft.draft_id)
-    drafts.save(draft)
+    # Deleting a child holds the family's lock while it collects the child's drafts: holding
+    # it here too means a draft cannot be started for a child that is being deleted.
+    lock = GenerationLock(user_id)
+    lock.acquire()
+    try:
+        child = own_child(parent_id=user_id, child_id=child_id)
+        if child is None:
+            raise InvalidBook(gettext_noop("Choose one of your own children to make this book with."))
+        draft = BookDraft.begin(
+            draft_id=uuid.uuid4().hex, owner_id=user_id, child_id=child.pk, age_band=child.band
+        )
+        draft.set_up(
+            characters=[Character.create(name, description) for name, description in characters],
+            page_count=page_count,
+            language=Language(language),
+        )
+        drafts.remember_for_child(child.pk, draft.draft_id)
+        drafts.save(draft)
+    finally:
+        lock.release()
     return draft
 
 

@@ -21,7 +21,7 @@ from django.test import Client
 from django.urls import reverse
 
 from books import drafts, pictures, services
-from books.domain import AgeBand, InvalidBook
+from books.domain import AgeBand, AlreadyGenerating, InvalidBook
 from books.drafts import GenerationLock
 from books.models import Book, Page
 from books.models import Character as CharacterRow
@@ -439,6 +439,20 @@ def test_a_child_is_not_deleted_while_a_page_is_being_made(parent_client: Client
     assert "A page is being made right now" in text_of(response)
     assert Child.objects.filter(pk=sunny.pk).exists()
     assert drafts.current(parent.pk) == draft
+
+
+def test_no_book_is_started_with_a_child_while_the_family_is_locked(parent: Any) -> None:
+    """Deleting a child holds the family's lock; a book started meanwhile waits its turn."""
+    lock = GenerationLock(parent.pk)
+    lock.acquire()
+    try:
+        with pytest.raises(AlreadyGenerating):
+            start(parent, first_child(parent))
+    finally:
+        lock.release()
+    assert drafts.current(parent.pk) is None
+    assert drafts.draft_ids_of_child(first_child(parent).pk) == []
+    assert start(parent, first_child(parent)).child_id == first_child(parent).pk
 
 
 def test_a_failed_delete_leaves_everything_as_it_was(
