@@ -30,6 +30,7 @@ from books.domain import (
     InvalidBook,
     Language,
     PageSource,
+    clean_child_input,
     clean_page_text,
     clean_question,
 )
@@ -38,6 +39,8 @@ from books.models import Book, Page
 from books.models import Character as CharacterRow
 from books.ports import PageSoFar, Picture, QuestionWriter, StoryContext, StoryWriter
 from families.selectors import own_child
+from safety import services as safety
+from safety.models import FlagSource
 from streaming import live, runs
 from streaming.live import LivePublisher, LiveSnapshot, RunState
 from streaming.pipeline import EventSink, PageResult, PageWorkers, PictureKeeper, make_page
@@ -65,22 +68,31 @@ def start_book(
                 "You already have a book in progress: finish it or put it away before starting another."
             )
         )
-    # Deleting a child holds the family's lock while it collects the child's drafts: holding
-    # it here too means a draft cannot be started for a child that is being deleted.
+    child = own_child(parent_id=user_id, child_id=child_id)
+    if child is None:
+        raise InvalidBook(gettext_noop("Choose one of your own children to make this book with."))
+    draft = BookDraft.begin(
+        draft_id=uuid.uuid4().hex, owner_id=user_id, child_id=child.pk, age_band=child.band
+    )
+    draft.set_up(
+        characters=[Character.create(name, description) for name, description in characters],
+        page_count=page_count,
+        language=Language(language),
+    )
+    safety.screen_input(
+        user_id=user_id,
+        draft_id=draft.draft_id,
+        source=FlagSource.CHARACTERS,
+        text="\n".join(f"{c.name}: {c.description}" if c.description else c.name for c in draft.characters),
+        language=draft.language,
+    )
+    # Deleting a child holds the family's lock while it collects the child's drafts: saving
+    # under it too means no draft is kept for a child that has just been deleted.
     lock = GenerationLock(user_id)
     lock.acquire()
     try:
-        child = own_child(parent_id=user_id, child_id=child_id)
-        if child is None:
+        if own_child(parent_id=user_id, child_id=child.pk) is None:
             raise InvalidBook(gettext_noop("Choose one of your own children to make this book with."))
-        draft = BookDraft.begin(
-            draft_id=uuid.uuid4().hex, owner_id=user_id, child_id=child.pk, age_band=child.band
-        )
-        draft.set_up(
-            characters=[Character.create(name, description) for name, description in characters],
-            page_count=page_count,
-            language=Language(language),
-        )
         drafts.remember_for_child(child.pk, draft.draft_id)
         drafts.save(draft)
     finally:
@@ -92,8 +104,21 @@ def edit_page(*, user_id: int, draft_id: str, page_number: int, text: str, quest
     draft = drafts.load(user_id, draft_id)
     _refuse_while_generating(user_id)
     draft.edit_page(page_number=page_number, text=text, question=question)
+    edited = draft.page(page_number)
+    safety.screen_input(
+        user_id=user_id,
+        draft_id=draft_id,
+        source=FlagSource.PARENT_PAGE,
+        text=_page_words(edited.text, edited.question),
+        language=draft.language,
+        page_number=page_number,
+    )
     drafts.save(draft)
     return draft
+
+
+def _page_words(text: str, question: str = "") -> str:
+    return f"{text}\n\n{question}" if question else text
 
 
 def discard_draft(*, user_id: int, draft_id: str) -> None:
@@ -122,7 +147,20 @@ Keep = Callable[[BookDraft, int, StoryContext, PageResult], BookDraft]
 async def start_next_page(
     *, user_id: int, draft_id: str, page_number: int, child_input: str
 ) -> asyncio.Task[BookDraft]:
-    """The child said what happens next: start writing, drawing and asking."""
+    """The child said what happens next: start writing, drawing and asking.
+
+    The child's words are checked first; flagged words raise ``UnkindInput`` and nothing starts.
+    """
+    cleaned = clean_child_input(child_input)
+    draft = await sync_to_async(drafts.load)(user_id, draft_id)
+    await safety.ascreen_input(
+        user_id=user_id,
+        draft_id=draft_id,
+        source=FlagSource.CHILD_IDEA,
+        text=cleaned,
+        language=draft.language,
+        page_number=page_number,
+    )
     return await _start_run(
         user_id=user_id,
         draft_id=draft_id,
@@ -139,6 +177,15 @@ async def start_own_page(
     """The parent's own words: their text (and question, if they give one); the picture is still drawn."""
     cleaned_text = clean_page_text(text)
     cleaned_question = clean_question(question)
+    draft = await sync_to_async(drafts.load)(user_id, draft_id)
+    await safety.ascreen_input(
+        user_id=user_id,
+        draft_id=draft_id,
+        source=FlagSource.PARENT_PAGE,
+        text=_page_words(cleaned_text, cleaned_question),
+        language=draft.language,
+        page_number=page_number,
+    )
     return await _start_run(
         user_id=user_id,
         draft_id=draft_id,
@@ -280,6 +327,7 @@ async def _start_run(
             illustrator=ports.illustrator(),
             words=ports.word_explainer(),
             keep_picture=_picture_keeper(draft_id, page_number),
+            **_moderation(user_id, draft_id, page_number),
         )
     except BaseException:
         await sync_to_async(_abandon_page)(
@@ -404,6 +452,23 @@ def _sink(publisher: LivePublisher) -> EventSink:
     return on_event
 
 
+def _moderation(user_id: int, draft_id: str, page_number: int) -> dict[str, Any]:
+    """The pipeline's moderator and where its flags go: no generated text is shown unchecked."""
+    moderator = ports.moderator()
+    config = settings.LITTLEWRITER
+    return {
+        "moderator": moderator,
+        "keep_flag": safety.flag_keeper(
+            user_id=user_id,
+            draft_id=draft_id,
+            page_number=page_number,
+            moderator_name=moderator.name or type(moderator).__name__,
+        ),
+        "moderation_attempts": int(config["MODERATION_ATTEMPTS"]),
+        "moderation_backoff": float(config["MODERATION_BACKOFF_SECONDS"]),
+    }
+
+
 def _picture_keeper(draft_id: str, page_number: int) -> PictureKeeper:
     async def keep(picture: Picture) -> str:
         # Stored the moment it is drawn: a provider URL would expire, and a retry reuses it.
@@ -521,7 +586,16 @@ def finish_book(*, user_id: int, draft_id: str, title: str) -> Book:
     finished = draft.finish(title)
     already = Book.objects.filter(draft_id=draft.draft_id, owner_id=user_id).first()
     if already is None:
+        safety.screen_input(
+            user_id=user_id,
+            draft_id=draft.draft_id,
+            source=FlagSource.TITLE,
+            text=finished.title,
+            language=draft.language,
+        )
         already = _write_book(draft, finished_title=finished.title)
+    # The flags raised while it was a draft now belong to the book, for its review.
+    safety.attach_flags_to_book(book=already)
     drafts.delete(draft)
     pictures.delete_quietly([page.picture for page in draft.pages if page.picture])
     return already
