@@ -44,6 +44,8 @@ from books.forms import (
     NewBookForm,
     PageTextForm,
 )
+from families import selectors as family_selectors
+from families.forms import ChildForm
 from safety.services import InputHeldBack
 from streaming.live import LiveSnapshot
 from usage import selectors as usage_selectors
@@ -142,7 +144,12 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def new_book(request: FamilyRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
-    book_form = NewBookForm(data)
+    children = family_selectors.children_of(request.user)
+    if not children:
+        # A book is made with a child: add one first (nothing typed yet, so nothing is lost).
+        context = {"child_form": ChildForm(parent=request.user), "current_draft": None}
+        return render(request, "books/new_book.html", context, status=200 if data is None else 400)
+    book_form = NewBookForm(data, children=children)
     characters = CharacterFormSet(data, prefix="characters")
     if data is None:
         return _new_book_page(request, book_form, characters)
@@ -151,6 +158,7 @@ def new_book(request: FamilyRequest) -> HttpResponse:
     try:
         draft = services.start_book(
             user_id=request.user.pk,
+            child_id=book_form.cleaned_data["child"].pk,
             characters=characters.characters(),
             page_count=book_form.cleaned_data["page_count"],
             language=book_form.cleaned_data["language"],
@@ -208,6 +216,7 @@ def making_page(
     write_open = write_form is not None and write_form.is_bound
     context = {
         "draft": draft,
+        "child": _child_of(draft),
         "pages_made": len(draft.pages),
         "is_done": draft.state is BookState.DONE,
         "is_busy": draft.state is BookState.GENERATING,
@@ -223,6 +232,12 @@ def making_page(
         "usage": usage_selectors.draft_usage(user_id=draft.owner_id, draft_id=draft.draft_id),
     }
     return render(request, "books/making.html", context, status=status)
+
+
+def _child_of(draft: BookDraft) -> Any:
+    if draft.child_id is None:
+        return None
+    return family_selectors.own_child(parent_id=draft.owner_id, child_id=draft.child_id)
 
 
 def _forms_keeping_failed_input(draft: BookDraft) -> tuple[ChildInputForm, PageTextForm]:

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "usage",
     "safety",
     "reviews",
+    "families",
 ]
 
 MIDDLEWARE = [

@@ -30,6 +30,7 @@ from books.services import PageFailed
 from streaming import live, runs
 from tests.conftest import USING_REDIS
 from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
+from tests.people import start_book_with_child
 from usage import limits
 from usage.limits import GenerationLimited, QuotaReached, RateLimited
 
@@ -82,8 +83,8 @@ def use_story_writer(settings: Any, path: str) -> None:
 
 
 async def a_book(user: Any, pages: int = 4) -> BookDraft:
-    return await sync_to_async(services.start_book)(
-        user_id=user.pk, characters=CHARACTERS, page_count=pages, language="en"
+    return await sync_to_async(start_book_with_child)(
+        user, characters=CHARACTERS, page_count=pages, language="en"
     )
 
 

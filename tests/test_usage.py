@@ -22,6 +22,7 @@ from books.services import PageFailed
 from streaming import runs
 from tests.fake_openai import FakeOpenAI, point_settings_at
 from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
+from tests.people import start_book_with_child
 from usage import meter, selectors
 from usage.meter import PageMeter
 from usage.models import UsageRecord
@@ -76,8 +77,8 @@ def page_tokens(*, last: bool = False) -> int:
 
 
 async def a_book(user: Any, pages: int = 2) -> BookDraft:
-    return await sync_to_async(services.start_book)(
-        user_id=user.pk, characters=CHARACTERS, page_count=pages, language="en"
+    return await sync_to_async(start_book_with_child)(
+        user, characters=CHARACTERS, page_count=pages, language="en"
     )
 
 
