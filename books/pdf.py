@@ -13,14 +13,17 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import formats, translation
 from django.utils.translation import gettext, ngettext, pgettext
-from fpdf import FPDF
 
 from books import pictures
 from books.models import Book, Page
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,10 @@ def font_files() -> tuple[Path, Path]:
 
 def book_pdf(book: Book) -> bytes:
     """The whole book as PDF bytes; labels in the book's language."""
+    # fpdf2 (with fontTools) takes over half a second to import: only a download pays for it,
+    # not every server start or first request.
+    from fpdf import FPDF
+
     regular, bold = font_files()
     pages = list(book.pages.order_by("number"))
     pdf = FPDF(orientation="landscape", unit="mm", format="A4")
