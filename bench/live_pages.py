@@ -861,14 +861,24 @@ def server_env(config: str, var_dir: Path, upstream_url: str) -> dict[str, str]:
     return env
 
 
-def prepare_mysql(env: dict[str, str]) -> None:
+def prepare_mysql(env: dict[str, str], connections: int) -> None:
+    """Create and migrate the bench database; raise MariaDB's connection limit if asked to."""
     import MySQLdb
 
     connection = MySQLdb.connect(host=HOST, port=3306, user="root")
     try:
-        connection.cursor().execute(
+        cursor = connection.cursor()
+        cursor.execute(
             f"CREATE DATABASE IF NOT EXISTS {MYSQL_DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
+        cursor.execute("SELECT @@max_connections")
+        (limit,) = cursor.fetchone()
+        if connections > int(limit):
+            # A global server setting, until MariaDB restarts: the bench says so loudly.
+            cursor.execute(f"SET GLOBAL max_connections = {int(connections)}")
+            print(f"MariaDB max_connections raised from {limit} to {connections} (--mysql-connections)")
+        else:
+            print(f"MariaDB max_connections is {limit}")
     finally:
         connection.close()
     run_quietly([PYTHON, "manage.py", "migrate", "--noinput"], env, 600, "migrate (MariaDB)")
@@ -1283,6 +1293,13 @@ def orchestrate(argv: Sequence[str]) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the working folder (logs, raw frames)")
     parser.add_argument("--json", help="also write every figure to this JSON file")
     parser.add_argument(
+        "--mysql-connections",
+        type=int,
+        default=0,
+        help="raise MariaDB's max_connections to this (a global setting) when it is lower; each"
+        " concurrent request or socket handshake holds one connection",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample Daphne's stacks during the make phase (a little slower; implies --keep)",
@@ -1314,7 +1331,7 @@ def orchestrate(argv: Sequence[str]) -> None:
         wait_port(upstream_port, 20)
         for config in configs:
             if config == "redis":
-                prepare_mysql(server_env(config, workdir / "var-redis", upstream_url))
+                prepare_mysql(server_env(config, workdir / "var-redis", upstream_url), args.mysql_connections)
             for books in counts:
                 print(f"-- {config}, {books} books ...", flush=True)
                 try:

@@ -1,7 +1,7 @@
 """Admin for finished books: staff look through books, their characters and pages.
 
-Thumbnails point at the book picture view, which checks permissions itself (staff may
-see every book) and never exposes a storage URL in the page.
+Thumbnails point at the book picture view, which checks permissions itself (admins
+allowed to view books see every book) and never exposes a storage URL in the page.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ class BooksConfig(AppConfig):
         from django.utils.translation import gettext
 
         from books import domain
+        from books.ports import load_adapters
 
         # The domain's sentences are marked English; shown to people, they go through gettext.
         domain.set_translator(gettext)
+        load_adapters()

@@ -7,7 +7,7 @@ expired draft can be told apart from one that never existed.
 
 from __future__ import annotations
 
-import time
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -96,7 +96,8 @@ class GenerationLock:
 
     def __init__(self, user_id: int) -> None:
         self.key = _generation_key(user_id)
-        self.token = f"{time.time_ns()}"
+        # Names this hold of the lock: a stop request is addressed to it (``streaming/runs.py``).
+        self.token = secrets.token_hex(8)
 
     def acquire(self) -> None:
         if not cache.add(self.key, self.token, timeout=LOCK_SECONDS):
@@ -115,3 +116,9 @@ class GenerationLock:
     @staticmethod
     def is_held(user_id: int) -> bool:
         return cache.get(_generation_key(user_id)) is not None
+
+    @staticmethod
+    def holder(user_id: int) -> str | None:
+        """The token of whoever holds the user's lock now, if anyone."""
+        token: str | None = cache.get(_generation_key(user_id))
+        return token

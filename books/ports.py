@@ -8,9 +8,11 @@ and friends build the configured one. Adapters raise ``AdapterError`` only.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from books.domain import Character, Language
 
@@ -112,6 +114,60 @@ class Illustrator(abc.ABC):
         """Return the finished picture's bytes (never a provider URL: those expire)."""
 
 
+class Concern(StrEnum):
+    """Why a moderator holds text back; every adapter maps its own categories onto these."""
+
+    VIOLENCE = "violence"
+    SEXUAL = "sexual"
+    SELF_HARM = "self_harm"
+    HATE = "hate"
+    """Hate, insults and harassment."""
+    ILLICIT = "illicit"
+    PERSONAL_DETAILS = "personal_details"
+    """A phone number, an e-mail or a street address: nothing a child should put in a book."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    flagged: bool
+    categories: tuple[str, ...] = ()
+    """``Concern`` values, sorted; empty when nothing was found."""
+    reason: str = ""
+    """A short note for staff on what was found (never shown to the child)."""
+
+    @classmethod
+    def clean(cls) -> Verdict:
+        return cls(flagged=False)
+
+
+class Moderator(abc.ABC):
+    """Reads text before it is used or shown and says whether a child should meet it."""
+
+    name: ClassVar[str] = ""
+    """Recorded with every flag, so staff know which moderator raised it."""
+
+    @abc.abstractmethod
+    async def check(self, text: str, *, language: Language) -> Verdict:
+        """Judge ``text``; raise ``AdapterError`` when no answer can be had."""
+
+    async def check_patiently(
+        self, text: str, *, language: Language, attempts: int = 3, backoff: float = 0.5
+    ) -> Verdict:
+        """``check`` with a few retries and a growing pause; the last failure is raised.
+
+        A moderator that is briefly unreachable must not fail a page, but one that stays
+        down must not let text through unchecked either.
+        """
+        for attempt in range(1, max(attempts, 1) + 1):
+            try:
+                return await self.check(text, language=language)
+            except AdapterError as error:
+                if error.permanent or attempt >= attempts:
+                    raise
+                await asyncio.sleep(backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
 def _build(setting_name: str) -> Any:
     from django.conf import settings
     from django.utils.module_loading import import_string
@@ -137,3 +193,28 @@ def word_explainer() -> WordExplainer:
 def illustrator() -> Illustrator:
     drawer: Illustrator = _build("ILLUSTRATOR")
     return drawer
+
+
+def moderator() -> Moderator:
+    checker: Moderator = _build("MODERATOR")
+    return checker
+
+
+ADAPTER_SETTINGS = ("STORY_WRITER", "QUESTION_WRITER", "ILLUSTRATOR", "WORD_EXPLAINER", "MODERATOR")
+
+
+def load_adapters() -> None:
+    """Import every configured adapter now, so a wrong dotted path stops the server at start
+    and the first page does not import the OpenAI SDK on the event loop (half a second)."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from django.utils.module_loading import import_string
+
+    for name in ADAPTER_SETTINGS:
+        path = settings.LITTLEWRITER[name]
+        try:
+            import_string(path)
+        except ImportError as error:
+            raise ImproperlyConfigured(
+                f"LITTLEWRITER[{name!r}] = {path!r} cannot be imported: {error}"
+            ) from error

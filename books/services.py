@@ -29,6 +29,7 @@ from books.domain import (
     IllegalMove,
     Language,
     PageSource,
+    clean_child_input,
     clean_page_text,
     clean_question,
 )
@@ -36,6 +37,8 @@ from books.drafts import GenerationLock
 from books.models import Book, Page
 from books.models import Character as CharacterRow
 from books.ports import PageSoFar, Picture, QuestionWriter, StoryContext, StoryWriter
+from safety import services as safety
+from safety.models import FlagSource
 from streaming import live, runs
 from streaming.live import LivePublisher, LiveSnapshot, RunState
 from streaming.pipeline import EventSink, PageResult, PageWorkers, PictureKeeper, make_page
@@ -68,6 +71,13 @@ def start_book(
         page_count=page_count,
         language=Language(language),
     )
+    safety.screen_input(
+        user_id=user_id,
+        draft_id=draft.draft_id,
+        source=FlagSource.CHARACTERS,
+        text="\n".join(f"{c.name}: {c.description}" if c.description else c.name for c in draft.characters),
+        language=draft.language,
+    )
     drafts.save(draft)
     return draft
 
@@ -76,8 +86,21 @@ def edit_page(*, user_id: int, draft_id: str, page_number: int, text: str, quest
     draft = drafts.load(user_id, draft_id)
     _refuse_while_generating(user_id)
     draft.edit_page(page_number=page_number, text=text, question=question)
+    edited = draft.page(page_number)
+    safety.screen_input(
+        user_id=user_id,
+        draft_id=draft_id,
+        source=FlagSource.PARENT_PAGE,
+        text=_page_words(edited.text, edited.question),
+        language=draft.language,
+        page_number=page_number,
+    )
     drafts.save(draft)
     return draft
+
+
+def _page_words(text: str, question: str = "") -> str:
+    return f"{text}\n\n{question}" if question else text
 
 
 def discard_draft(*, user_id: int, draft_id: str) -> None:
@@ -106,7 +129,20 @@ Keep = Callable[[BookDraft, int, StoryContext, PageResult], BookDraft]
 async def start_next_page(
     *, user_id: int, draft_id: str, page_number: int, child_input: str
 ) -> asyncio.Task[BookDraft]:
-    """The child said what happens next: start writing, drawing and asking."""
+    """The child said what happens next: start writing, drawing and asking.
+
+    The child's words are checked first; flagged words raise ``UnkindInput`` and nothing starts.
+    """
+    cleaned = clean_child_input(child_input)
+    draft = await sync_to_async(drafts.load)(user_id, draft_id)
+    await safety.ascreen_input(
+        user_id=user_id,
+        draft_id=draft_id,
+        source=FlagSource.CHILD_IDEA,
+        text=cleaned,
+        language=draft.language,
+        page_number=page_number,
+    )
     return await _start_run(
         user_id=user_id,
         draft_id=draft_id,
@@ -123,6 +159,15 @@ async def start_own_page(
     """The parent's own words: their text (and question, if they give one); the picture is still drawn."""
     cleaned_text = clean_page_text(text)
     cleaned_question = clean_question(question)
+    draft = await sync_to_async(drafts.load)(user_id, draft_id)
+    await safety.ascreen_input(
+        user_id=user_id,
+        draft_id=draft_id,
+        source=FlagSource.PARENT_PAGE,
+        text=_page_words(cleaned_text, cleaned_question),
+        language=draft.language,
+        page_number=page_number,
+    )
     return await _start_run(
         user_id=user_id,
         draft_id=draft_id,
@@ -204,7 +249,7 @@ async def stop_page(*, user_id: int, draft_id: str) -> None:
     await sync_to_async(drafts.load)(user_id, draft_id)
     if not await sync_to_async(GenerationLock.is_held)(user_id):
         raise IllegalMove(gettext_noop("No page is being made right now."))
-    await runs.request_stop(draft_id)
+    await runs.request_stop(draft_id, user_id=user_id)
 
 
 class ParentWords(StoryWriter):
@@ -264,6 +309,7 @@ async def _start_run(
             illustrator=ports.illustrator(),
             words=ports.word_explainer(),
             keep_picture=_picture_keeper(draft_id, page_number),
+            **_moderation(user_id, draft_id, page_number),
         )
     except BaseException:
         await sync_to_async(_abandon_page)(
@@ -299,7 +345,7 @@ async def _run_page(
 ) -> BookDraft:
     this_run = asyncio.current_task()
     assert this_run is not None
-    heartbeat = asyncio.create_task(runs.keep_alive(lock, draft.draft_id, this_run))
+    heartbeat = asyncio.create_task(runs.keep_alive(lock, this_run))
     timeout = settings.LITTLEWRITER["GENERATION_TIMEOUT_SECONDS"]
     try:
         async with asyncio.timeout(timeout):
@@ -320,10 +366,14 @@ async def _run_page(
         raise
     finally:
         await runs.cancel_quietly(heartbeat)
-        # The last frame goes out before the lock does: a page view that finds no lock
-        # must find a finished snapshot, or it would take the run for an interrupted one.
-        await publisher.close()
-        await sync_to_async(lock.release)()
+        try:
+            # The last frame goes out before the lock does: a page view that finds no lock
+            # must find a finished snapshot, or it would take the run for an interrupted one.
+            await publisher.close()
+        finally:
+            # Even when the hub is unreachable: a held lock would block the book for
+            # LOCK_SECONDS, and a page view then shows the run as interrupted, retryable.
+            await sync_to_async(lock.release)()
 
 
 def live_page(*, user_id: int, draft_id: str) -> tuple[BookDraft, LiveSnapshot | None]:
@@ -382,6 +432,23 @@ def _sink(publisher: LivePublisher) -> EventSink:
             publisher.emit(section, "status", status=str(what), reason=payload or "")
 
     return on_event
+
+
+def _moderation(user_id: int, draft_id: str, page_number: int) -> dict[str, Any]:
+    """The pipeline's moderator and where its flags go: no generated text is shown unchecked."""
+    moderator = ports.moderator()
+    config = settings.LITTLEWRITER
+    return {
+        "moderator": moderator,
+        "keep_flag": safety.flag_keeper(
+            user_id=user_id,
+            draft_id=draft_id,
+            page_number=page_number,
+            moderator_name=moderator.name or type(moderator).__name__,
+        ),
+        "moderation_attempts": int(config["MODERATION_ATTEMPTS"]),
+        "moderation_backoff": float(config["MODERATION_BACKOFF_SECONDS"]),
+    }
 
 
 def _picture_keeper(draft_id: str, page_number: int) -> PictureKeeper:
@@ -500,7 +567,16 @@ def finish_book(*, user_id: int, draft_id: str, title: str) -> Book:
     finished = draft.finish(title)
     already = Book.objects.filter(draft_id=draft.draft_id, owner_id=user_id).first()
     if already is None:
+        safety.screen_input(
+            user_id=user_id,
+            draft_id=draft.draft_id,
+            source=FlagSource.TITLE,
+            text=finished.title,
+            language=draft.language,
+        )
         already = _write_book(draft, finished_title=finished.title)
+    # The flags raised while it was a draft now belong to the book, for its review.
+    safety.attach_flags_to_book(book=already)
     drafts.delete(draft)
     pictures.delete_quietly([page.picture for page in draft.pages if page.picture])
     return already

@@ -47,6 +47,7 @@ from books.forms import (
     NewBookForm,
     PageTextForm,
 )
+from safety.services import InputHeldBack
 from streaming.live import LiveSnapshot
 
 View = Callable[..., Any]
@@ -253,9 +254,19 @@ async def make_page(request: FamilyRequest, draft_id: str, number: int) -> HttpR
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, child_form=form, status=400
         )
-    await services.start_next_page(
-        user_id=user.pk, draft_id=draft_id, page_number=number, child_input=form.cleaned_data["child_input"]
-    )
+    try:
+        await services.start_next_page(
+            user_id=user.pk,
+            draft_id=draft_id,
+            page_number=number,
+            child_input=form.cleaned_data["child_input"],
+        )
+    except InputHeldBack as held_back:
+        # The kind sentence goes under the box, which keeps what the child typed.
+        form.add_error("child_input", str(held_back))
+        return await sync_to_async(_reload_making_page)(
+            request, user.pk, draft_id, child_form=form, status=held_back.status
+        )
     return _to_the_live_tabs(draft_id)
 
 
@@ -270,13 +281,19 @@ async def write_page(request: FamilyRequest, draft_id: str, number: int) -> Http
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, write_form=form, status=400
         )
-    await services.start_own_page(
-        user_id=user.pk,
-        draft_id=draft_id,
-        page_number=number,
-        text=form.cleaned_data["text"],
-        question=form.cleaned_data["question"],
-    )
+    try:
+        await services.start_own_page(
+            user_id=user.pk,
+            draft_id=draft_id,
+            page_number=number,
+            text=form.cleaned_data["text"],
+            question=form.cleaned_data["question"],
+        )
+    except InputHeldBack as held_back:
+        form.add_error("text", str(held_back))
+        return await sync_to_async(_reload_making_page)(
+            request, user.pk, draft_id, write_form=form, status=held_back.status
+        )
     return _to_the_live_tabs(draft_id)
 
 
@@ -321,19 +338,27 @@ def edit_page(request: FamilyRequest, draft_id: str, number: int) -> HttpRespons
     page = draft.page(number)
     data = request.POST if request.method == "POST" else None
     form = PageTextForm(data, initial={"text": page.text, "question": page.question})
+    status = 200
     if data is not None and form.is_valid():
-        services.edit_page(
-            user_id=request.user.pk,
-            draft_id=draft_id,
-            page_number=number,
-            text=form.cleaned_data["text"],
-            question=form.cleaned_data["question"],
-        )
-        return HttpResponseRedirect(reverse("books:draft", args=[draft_id]) + f"#page-{number}")
+        try:
+            services.edit_page(
+                user_id=request.user.pk,
+                draft_id=draft_id,
+                page_number=number,
+                text=form.cleaned_data["text"],
+                question=form.cleaned_data["question"],
+            )
+        except InputHeldBack as held_back:
+            form.add_error("text", str(held_back))
+            status = held_back.status
+        else:
+            return HttpResponseRedirect(reverse("books:draft", args=[draft_id]) + f"#page-{number}")
+    elif form.errors:
+        status = 400
     # From the making page, HTMX asks only for the form, to open it inside the page's card.
     template = "books/edit_page.html#edit_form" if request.htmx else "books/edit_page.html"
     context = {"draft": draft, "page": page, "form": form}
-    return render(request, template, context, status=400 if form.errors else 200)
+    return render(request, template, context, status=status)
 
 
 @login_required
@@ -358,15 +383,19 @@ def finish(request: FamilyRequest, draft_id: str) -> HttpResponse:
         # Nothing to name yet: the making page says what is left.
         return redirect("books:draft", draft_id=draft_id)
     form = FinishForm(request.POST if request.method == "POST" else None)
+    status = 400 if form.is_bound and not form.is_valid() else 200
     if form.is_bound and form.is_valid():
-        book = services.finish_book(
-            user_id=request.user.pk, draft_id=draft_id, title=form.cleaned_data["title"]
-        )
-        messages.success(request, _("“%(title)s” is finished and on your shelf.") % {"title": book.title})
-        return redirect(book)
-    return render(
-        request, "books/finish.html", {"draft": draft, "form": form}, status=400 if form.errors else 200
-    )
+        try:
+            book = services.finish_book(
+                user_id=request.user.pk, draft_id=draft_id, title=form.cleaned_data["title"]
+            )
+        except InputHeldBack as held_back:
+            form.add_error("title", str(held_back))
+            status = held_back.status
+        else:
+            messages.success(request, _("“%(title)s” is finished and on your shelf.") % {"title": book.title})
+            return redirect(book)
+    return render(request, "books/finish.html", {"draft": draft, "form": form}, status=status)
 
 
 @login_required

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "books",
     "streaming",
+    "safety",
+    "reviews",
 ]
 
 MIDDLEWARE = [
@@ -200,12 +202,21 @@ if _storyteller not in _ADAPTERS:
 if _storyteller == "openai" and not OPENAI_API_KEY:
     raise ImproperlyConfigured("LW_STORYTELLER=openai needs OPENAI_API_KEY.")
 _story, _question, _illustrator, _words = _ADAPTERS[_storyteller]
+_MODERATORS = {
+    "offline": "books.adapters.offline_moderator.OfflineModerator",
+    "openai": "books.adapters.openai_moderator.OpenAIModerator",
+}
 
 LITTLEWRITER: dict[str, Any] = {
     "STORY_WRITER": env_str("LW_STORY_WRITER", _story),
     "QUESTION_WRITER": env_str("LW_QUESTION_WRITER", _question),
     "ILLUSTRATOR": env_str("LW_ILLUSTRATOR", _illustrator),
     "WORD_EXPLAINER": env_str("LW_WORD_EXPLAINER", _words),
+    # Reads every child's input before it is used and every generated text before it is shown.
+    "MODERATOR": env_str("LW_MODERATOR", _MODERATORS[_storyteller]),
+    "MODERATION_ATTEMPTS": env_int("LW_MODERATION_ATTEMPTS", 3),
+    "MODERATION_BACKOFF_SECONDS": env_float("LW_MODERATION_BACKOFF", 0.5),
+    "OPENAI_MODERATION_MODEL": env_str("LW_MODERATION_MODEL", "omni-moderation-latest"),
     "DRAFT_TTL_SECONDS": env_int("LW_DRAFT_TTL_HOURS", 72) * 3600,
     # A page still being made after this long is stopped and can be made again.
     "GENERATION_TIMEOUT_SECONDS": env_int("LW_GENERATION_TIMEOUT", 300),

@@ -14,4 +14,5 @@ urlpatterns = [
     # The language switcher posts to set_language; the choice is kept in a cookie.
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("books.urls")),
+    path("", include("reviews.urls")),
 ]

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -93,7 +94,7 @@ class PageConsumer(AsyncWebsocketConsumer):
             self.sent_seq = newer[-1].seq
             with translation.override(self.language):
                 html = render_deltas(self.shown, newer)
-            await self.send(text_data=html)
+            await self._send(html)
 
     async def resync(self) -> None:
         async with self.in_order:
@@ -107,7 +108,15 @@ class PageConsumer(AsyncWebsocketConsumer):
         self.sent_seq = snapshot.seq
         with translation.override(self.language):
             html = _render("live", {"live": snapshot, "oob": True})
-        await self.send(text_data=html)
+        await self._send(html)
+
+    async def _send(self, html: str) -> None:
+        try:
+            await self.send(text_data=html)
+        except Disconnected:
+            # The tab closed between two frames; its disconnect (and unwatch) is on its way.
+            # Not an error: tabs close all the time.
+            log.debug("a frame for draft %s reached a closed socket", self.draft_id)
 
     @database_sync_to_async
     def _owns_draft(self, user_id: int, draft_id: str) -> bool:

@@ -4,24 +4,33 @@ The pipeline knows the ports, not the adapters, and reports every piece it recei
 an ``on_event`` callback (the live tabs listen there). It returns when the slowest
 section is done, never after the sum of them. A retry runs only the chosen sections
 and takes the others from an earlier result.
+
+Generated text is read by the moderator before anyone sees it: pieces are held back and
+released a sentence at a time once the text so far is checked, and the whole text is
+checked again at the end. Flagged text fails its section ("Let's try another idea"); a
+moderator that stays down fails it too. Unchecked text never reaches ``on_event``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext
 
+from books.domain import Language
 from books.ports import (
     AdapterError,
     Illustrator,
+    Moderator,
     Picture,
     QuestionWriter,
     StoryContext,
     StoryWriter,
+    Verdict,
     WordExplainer,
 )
 from streaming.sections import BY_NAME, Section, SectionStatus, sections_for
@@ -32,6 +41,15 @@ EventSink = Callable[[str, str, Any], Awaitable[None]]
 PictureKeeper = Callable[[Picture], Awaitable[str]]
 """Stores a picture the moment it is drawn and returns its storage name."""
 
+FlagKeeper = Callable[[str, str, Verdict], Awaitable[None]]
+"""``await keep(section_name, text, verdict)``: records generated text the moderator held back."""
+
+# Where held-back text may be released: after a sentence (and the space that follows it) or
+# a line; after a clause too once enough is waiting, so a long sentence still streams.
+SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*\s+|\n+")
+CLAUSE_END = re.compile(r"[,;:，、]\s+")
+CLAUSE_RELEASE_CHARACTERS = 80
+
 
 async def _ignore_event(section: str, what: str, payload: Any) -> None:
     return None
@@ -39,6 +57,10 @@ async def _ignore_event(section: str, what: str, payload: Any) -> None:
 
 async def _no_storage(picture: Picture) -> str:
     return ""
+
+
+async def _no_flag_record(section: str, text: str, verdict: Verdict) -> None:
+    return None
 
 
 class SectionFailed(Exception):
@@ -73,6 +95,12 @@ class PageWorkers:
     illustrator: Illustrator
     words: WordExplainer | None = None
     keep_picture: PictureKeeper = _no_storage
+    moderator: Moderator | None = None
+    """Reads generated text before it is shown. The app always sets one; only tests of the
+    pipeline's own timing leave it out."""
+    keep_flag: FlagKeeper = _no_flag_record
+    moderation_attempts: int = 3
+    moderation_backoff: float = 0.5
 
 
 async def make_page(
@@ -139,21 +167,20 @@ def _carried_over(earlier: PageResult | None, only: set[str] | None) -> PageResu
 async def _fill(
     section: Section, context: StoryContext, workers: PageWorkers, result: PageResult, on_event: EventSink
 ) -> None:
+    def collect(pieces: AsyncIterator[str]) -> Awaitable[str]:
+        return _collect(section, pieces, on_event, _Screen(section.name, workers, context.language))
+
     if section.name == "story":
-        result.text = (await _collect(section, workers.story.write(context), on_event)).strip()
+        result.text = (await collect(workers.story.write(context))).strip()
         if not result.text:
             raise SectionFailed(section.name, gettext("the storyteller sent back an empty page"))
     elif section.name == "question":
-        result.question = (
-            await _collect(section, workers.question.ask(context, result.text), on_event)
-        ).strip()
+        result.question = (await collect(workers.question.ask(context, result.text))).strip()
         if not result.question:
             raise SectionFailed(section.name, gettext("the storyteller sent back no question"))
     elif section.name == "new_words":
         assert workers.words is not None
-        result.new_words = (
-            await _collect(section, workers.words.explain(context, result.text), on_event)
-        ).strip()
+        result.new_words = (await collect(workers.words.explain(context, result.text))).strip()
     elif section.name == "picture":
         result.picture = await workers.illustrator.draw(context)
         result.picture_name = await workers.keep_picture(result.picture)
@@ -162,9 +189,70 @@ async def _fill(
         raise SectionFailed(section.name, gettext("no one fills this section"))
 
 
-async def _collect(section: Section, pieces: AsyncIterator[str], on_event: EventSink) -> str:
-    collected: list[str] = []
+class _Screen:
+    """The moderator's reading of one section's text, with retries and flags recorded."""
+
+    def __init__(self, section: str, workers: PageWorkers, language: Language) -> None:
+        self.section, self.workers, self.language = section, workers, language
+        self.checked = ""
+
+    @property
+    def active(self) -> bool:
+        return self.workers.moderator is not None
+
+    async def check(self, text: str) -> None:
+        """Return if ``text`` may be shown; raise ``SectionFailed`` if not, or if no one can say."""
+        moderator = self.workers.moderator
+        if moderator is None or text == self.checked:
+            return
+        try:
+            verdict = await moderator.check_patiently(
+                text,
+                language=self.language,
+                attempts=self.workers.moderation_attempts,
+                backoff=self.workers.moderation_backoff,
+            )
+        except AdapterError as error:
+            raise SectionFailed(
+                self.section,
+                gettext(
+                    "The safety check is not answering, so this part is not shown. Try again in a moment."
+                ),
+            ) from error
+        if verdict.flagged:
+            await self.workers.keep_flag(self.section, text, verdict)
+            raise SectionFailed(self.section, gettext("Let's try another idea"))
+        self.checked = text
+
+
+def release_point(text: str, shown: int) -> int:
+    """How far ``text`` may be released: the end of its last whole sentence (or long clause)."""
+    point = shown
+    for match in SENTENCE_END.finditer(text, shown):
+        point = match.end()
+    if point == shown and len(text) - shown >= CLAUSE_RELEASE_CHARACTERS:
+        for match in CLAUSE_END.finditer(text, shown):
+            point = match.end()
+    return point
+
+
+async def _collect(section: Section, pieces: AsyncIterator[str], on_event: EventSink, screen: _Screen) -> str:
+    if not screen.active:
+        collected: list[str] = []
+        async for piece in pieces:
+            collected.append(piece)
+            await on_event(section.name, "delta", piece)
+        return "".join(collected)
+    text, shown = "", 0
     async for piece in pieces:
-        collected.append(piece)
-        await on_event(section.name, "delta", piece)
-    return "".join(collected)
+        text += piece
+        point = release_point(text, shown)
+        if point > shown:
+            # The text so far, not just the new sentence: meaning can hang on what came before.
+            await screen.check(text[:point])
+            await on_event(section.name, "delta", text[shown:point])
+            shown = point
+    await screen.check(text)
+    if len(text) > shown:
+        await on_event(section.name, "delta", text[shown:])
+    return text

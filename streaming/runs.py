@@ -27,8 +27,9 @@ HEARTBEAT_SECONDS = 2.0
 _running: dict[str, asyncio.Task[Any]] = {}
 
 
-def _stop_key(draft_id: str) -> str:
-    return f"draft:stop:{draft_id}"
+def _stop_key(lock_token: str) -> str:
+    # Addressed to one hold of the lock, so a stop never outlives its run or stops the next.
+    return f"run:stop:{lock_token}"
 
 
 def launch[T](draft_id: str, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -52,30 +53,34 @@ def running_here(draft_id: str) -> bool:
     return task is not None and not task.done()
 
 
-async def request_stop(draft_id: str) -> None:
+async def request_stop(draft_id: str, *, user_id: int) -> None:
     """Stop the draft's run, here or in another server process (through its heartbeat)."""
     task = _running.get(draft_id)
     if task is not None and not task.done():
         task.cancel()
         return
-    await sync_to_async(cache.set)(_stop_key(draft_id), 1, timeout=LOCK_SECONDS)
+    token = await sync_to_async(GenerationLock.holder)(user_id)
+    if token is not None:
+        await sync_to_async(cache.set)(_stop_key(token), 1, timeout=LOCK_SECONDS)
 
 
-async def keep_alive(lock: GenerationLock, draft_id: str, run: asyncio.Task[Any]) -> None:
-    """Refresh the lock while the run lives; cancel the run when a stop was asked elsewhere."""
-    await sync_to_async(cache.delete)(_stop_key(draft_id))
+async def keep_alive(lock: GenerationLock, run: asyncio.Task[Any]) -> None:
+    """Refresh the lock while the run lives; cancel the run when a stop was asked elsewhere.
+
+    A stop asked before the first beat waits in the cache for it: none is lost.
+    """
     while not run.done():
         await asyncio.sleep(HEARTBEAT_SECONDS)
-        refreshed, stop = await sync_to_async(_beat)(lock, draft_id)
+        refreshed, stop = await sync_to_async(_beat)(lock)
         if stop or not refreshed:
             run.cancel()
             return
 
 
-def _beat(lock: GenerationLock, draft_id: str) -> tuple[bool, bool]:
-    stop = bool(cache.get(_stop_key(draft_id)))
+def _beat(lock: GenerationLock) -> tuple[bool, bool]:
+    stop = bool(cache.get(_stop_key(lock.token)))
     if stop:
-        cache.delete(_stop_key(draft_id))
+        cache.delete(_stop_key(lock.token))
     return lock.refresh(LOCK_SECONDS), stop
 
 

@@ -61,6 +61,9 @@ def offline_storyteller(settings: Any) -> None:
         "QUESTION_WRITER": "books.adapters.offline.OfflineQuestionWriter",
         "ILLUSTRATOR": "books.adapters.offline.OfflineIllustrator",
         "WORD_EXPLAINER": "books.adapters.offline.OfflineWordExplainer",
+        "MODERATOR": "books.adapters.offline_moderator.OfflineModerator",
+        # A moderator that is down is retried; tests need not wait long for it.
+        "MODERATION_BACKOFF_SECONDS": 0.01,
     }
 
 

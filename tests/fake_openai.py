@@ -4,14 +4,19 @@
         server.script("chat", status=429)             # the next chat call answers 429
         server.script("chat", chunks=["Once ", "upon"], stop_after=1)   # cut the stream after 1 chunk
         server.script("images", url_only=True)        # the next picture comes as a URL only
+        server.script("moderations", flagged=["violence"], when="dragon")  # flag the next text with "dragon"
+        server.script("moderations", status=500, times=3)                 # the safety check is down
         ... call the adapter with base_url=server.base_url ...
         server.requests                               # every JSON body received, in order
 
-Scripts are queued per route ("chat" or "images") and used once each, in order; with
-none queued the server answers a default that makes a sensible page: a story text that
+Scripts are queued per route ("chat", "images" or "moderations") and used once each, in
+order; a script with ``when`` is used only by a request whose text contains that string
+(so one section of a page can be scripted while others run at the same time). With none
+that fits, the server answers a default that makes a sensible page: a story text that
 depends on the request, streamed word by word, a question ending with "?" when the
 system message asks for a question, two or three "word — explanation" lines for words
-from the <page> when it asks for new words, and a real PNG.
+from the <page> when it asks for new words, a real PNG, and a moderation result that
+flags nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +38,27 @@ from typing import Any
 import pytest
 from PIL import Image
 
-ROUTES = {"/v1/chat/completions": "chat", "/v1/images/generations": "images"}
+ROUTES = {
+    "/v1/chat/completions": "chat",
+    "/v1/images/generations": "images",
+    "/v1/moderations": "moderations",
+}
+# Every category the moderation endpoint reports, as the API spells them.
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 _DISCONNECTED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 _STORY_OPENINGS = [
@@ -76,17 +101,27 @@ class Reply:
     url_only: bool = False
     error_code: str | None = None
     error_message: str = "Scripted failure from the fake OpenAI server."
+    flagged: list[str] | None = None
+    """Moderation categories (API names) to flag; empty or None flags nothing."""
+    when: str | None = None
+    """Used only by a request whose text contains this (case-insensitive)."""
 
 
 @dataclass
 class _Script:
-    replies: dict[str, deque[Reply]] = field(default_factory=lambda: {"chat": deque(), "images": deque()})
+    replies: dict[str, deque[Reply]] = field(
+        default_factory=lambda: {route: deque() for route in ROUTES.values()}
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next(self, route: str) -> Reply:
+    def next(self, route: str, request_text: str = "") -> Reply:
         with self.lock:
             queue = self.replies[route]
-            return queue.popleft() if queue else Reply()
+            for reply in queue:
+                if reply.when is None or reply.when.lower() in request_text.lower():
+                    queue.remove(reply)
+                    return reply
+            return Reply()
 
 
 def tiny_png(seed: str = "", size: tuple[int, int] = (16, 16)) -> bytes:
@@ -133,6 +168,15 @@ def new_words_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(f"{word} — a word from the page, said simply for a child." for word in words)
 
 
+def request_text(body: dict[str, Any]) -> str:
+    """The words a request carries, for ``when`` scripts: the messages, the prompt or the input."""
+    parts = [_message_text(m) for m in body.get("messages") or [] if isinstance(m, dict)]
+    parts.append(str(body.get("prompt", "")))
+    raw = body.get("input", "")
+    parts.extend(str(item) for item in (raw if isinstance(raw, list) else [raw]))
+    return "\n".join(parts)
+
+
 def split_into_chunks(text: str) -> list[str]:
     """Word by word, spaces kept, so the chunks join back to the exact text."""
     return re.findall(r"\s*\S+\s*", text) or [text]
@@ -155,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self.server.fake.record(route, body)
-        reply = self.server.fake.scripts.next(route)
+        reply = self.server.fake.scripts.next(route, request_text(body))
         if reply.delay and self.server.fake.stopping.wait(reply.delay):
             self.close_connection = True  # the server is stopping; answer nothing
             return
@@ -164,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(reply)
             elif route == "images":
                 self._send_picture(body, reply)
+            elif route == "moderations":
+                self._send_moderation(body, reply)
             elif body.get("stream"):
                 self._send_stream(body, reply)
             else:
@@ -201,6 +247,25 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             image = {"b64_json": base64.b64encode(tiny_png(str(body.get("prompt", "")))).decode()}
         self._send_json(200, {"created": int(time.time()), "data": [image]})
+
+    def _send_moderation(self, body: dict[str, Any], reply: Reply) -> None:
+        raw = body.get("input", "")
+        inputs = raw if isinstance(raw, list) else [raw]
+        flagged = set(reply.flagged or ())
+        result = {
+            "flagged": bool(flagged),
+            "categories": {name: name in flagged for name in MODERATION_CATEGORIES},
+            "category_scores": {name: 0.9 if name in flagged else 0.001 for name in MODERATION_CATEGORIES},
+            "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+        }
+        self._send_json(
+            200,
+            {
+                "id": "modr-fake",
+                "model": body.get("model", "omni-moderation-latest"),
+                "results": [result for _ in inputs],
+            },
+        )
 
     def _text(self, body: dict[str, Any], reply: Reply) -> list[str]:
         if reply.chunks is not None:
@@ -316,9 +381,11 @@ class FakeOpenAI:
         finish_reason: str = "stop",
         url_only: bool = False,
         error_code: str | None = None,
+        flagged: list[str] | None = None,
+        when: str | None = None,
         times: int = 1,
     ) -> None:
-        """Queue how the next ``times`` calls to ``route`` ("chat" or "images") are answered."""
+        """Queue how the next ``times`` calls to ``route`` ("chat", "images", "moderations") are answered."""
         if route not in self.scripts.replies:
             raise ValueError(f"route must be one of {sorted(self.scripts.replies)}, not {route!r}")
         reply = Reply(
@@ -331,6 +398,8 @@ class FakeOpenAI:
             finish_reason=finish_reason,
             url_only=url_only,
             error_code=error_code,
+            flagged=flagged,
+            when=when,
         )
         with self.scripts.lock:
             self.scripts.replies[route].extend([reply] * times)

@@ -243,3 +243,17 @@ class TestParentsOwnWords(AdapterContract):
     async def test_the_parents_words_are_kept_as_written(self) -> None:
         text = "".join(await collect(ParentWords("Mina opened the garden gate.").write(a_context())))
         assert text == "Mina opened the garden gate."
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_a_misspelt_adapter_stops_the_server_at_start_with_the_setting_named(settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from books.ports import load_adapters
+
+    misspelt = "books.adapters.offline.OfflinePainter"
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "ILLUSTRATOR": misspelt}
+    with pytest.raises(ImproperlyConfigured, match=r"ILLUSTRATOR.*OfflinePainter"):
+        load_adapters()

@@ -66,6 +66,7 @@ class AppServer:
     url: str
     upstream: FakeOpenAI
     log: Path
+    env: dict[str, str]  # the server's configuration, for ``manage.py`` commands against it
 
 
 def free_port() -> int:
@@ -149,7 +150,7 @@ def _own_bucket(bucket: str, endpoint: str, region: str) -> Iterator[str]:
 def own_services(upstream: FakeOpenAI, var_dir: Path) -> Iterator[dict[str, str]]:
     """This run's configuration, each service swapped for one of the browser server's own."""
     env = dict(os.environ)
-    for adapter in ("STORY_WRITER", "QUESTION_WRITER", "ILLUSTRATOR", "WORD_EXPLAINER"):
+    for adapter in ("STORY_WRITER", "QUESTION_WRITER", "ILLUSTRATOR", "WORD_EXPLAINER", "MODERATOR"):
         env.pop(f"LW_{adapter}", None)
     env.pop("LW_MEDIA_ROOT", None)
     prefix = f"{env.get('LW_CACHE_PREFIX') or 'lw'}-browser"
@@ -223,7 +224,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
             )
         try:
             wait_until_answering(url, daphne, SERVER_LOG)
-            yield AppServer(url=url, upstream=upstream, log=SERVER_LOG)
+            yield AppServer(url=url, upstream=upstream, log=SERVER_LOG, env=env)
         finally:
             daphne.terminate()
             try:

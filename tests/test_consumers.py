@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from autobahn.exception import Disconnected
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient, Client
 from django.urls import reverse
@@ -25,7 +27,7 @@ from books.domain import BookDraft
 from books.ports import StoryContext, StoryWriter
 from littlewriter.asgi import application
 from streaming import live, runs
-from streaming.consumers import CLOSE_NOT_SIGNED_IN, CLOSE_NOT_YOURS
+from streaming.consumers import CLOSE_NOT_SIGNED_IN, CLOSE_NOT_YOURS, PageConsumer
 from streaming.live import Delta, LiveSnapshot, LocalHub
 from tests.fake_openai import FakeOpenAI, point_settings_at
 from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
@@ -452,6 +454,29 @@ async def test_a_frame_this_process_never_got_is_made_up_from_the_snapshot(
     await run.end("a time.")
     await socket.read_until('class="run-state is-complete"')
     assert socket.story == "Once upon a time."
+    await socket.close()
+
+
+async def test_a_frame_for_a_tab_that_has_just_closed_is_not_logged_as_an_error(
+    parent: Any, cookie: bytes, uneven_hub: UnevenHub, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    draft = await a_book(parent)
+    run = HandWrittenRun(uneven_hub, draft.draft_id)
+    await run.begin("Once ")
+    socket = await open_socket(draft.draft_id, cookie)
+    await socket.next_frame()
+    real_send = PageConsumer.send
+
+    async def send_on_a_closed_socket(self: PageConsumer, *args: Any, **kwargs: Any) -> None:
+        raise Disconnected("the tab closed before its disconnect event was handled")
+
+    monkeypatch.setattr(PageConsumer, "send", send_on_a_closed_socket)
+    with caplog.at_level(logging.DEBUG, logger="streaming.consumers"):
+        await run.write("upon ")
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("closed socket" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(PageConsumer, "send", real_send)
     await socket.close()
 
 

@@ -156,6 +156,54 @@ async def test_a_failing_watcher_does_not_stop_the_others(live_hub: LiveHub) -> 
     assert healthy.seqs == [1]
 
 
+async def test_many_books_publishing_at_once_each_arrive_whole_and_in_order(live_hub: LiveHub) -> None:
+    books = [f"many-{index}" for index in range(30)]
+    watchers = {draft_id: Watcher() for draft_id in books}
+    for draft_id, watcher in watchers.items():
+        await live_hub.watch(draft_id, watcher)
+
+    async def one_book(draft_id: str) -> None:
+        publisher = LivePublisher(live_hub, a_snapshot(draft_id), frame_seconds=0.002)
+        for index in range(25):
+            publisher.emit("story", "text", text=f"{index} ")
+            await asyncio.sleep(0)
+        await publisher.close()
+
+    await asyncio.gather(*(one_book(draft_id) for draft_id in books))
+    for draft_id, watcher in watchers.items():
+        await settle(watcher, 25)
+        assert watcher.seqs == list(range(1, 26))
+        stored = await live_hub.snapshot(draft_id)
+        assert stored is not None and stored.sections["story"].text == "".join(f"{i} " for i in range(25))
+        await live_hub.unwatch(draft_id, watcher)
+
+
+async def test_a_slow_watcher_of_one_book_does_not_hold_up_another_book(live_hub: LiveHub) -> None:
+    let_go = asyncio.Event()
+
+    async def stuck(deltas: list[Delta]) -> None:
+        await let_go.wait()
+
+    quick = Watcher()
+    await live_hub.watch("slow-book", stuck)
+    await live_hub.watch("quick-book", quick)
+    slow = LivePublisher(live_hub, a_snapshot("slow-book"))
+    slow.emit("story", "text", text="waiting")
+    slow_closed = asyncio.create_task(slow.close())
+    other = LivePublisher(live_hub, a_snapshot("quick-book"))
+    other.emit("story", "text", text="hello")
+    await other.close()
+    await settle(quick, 1)
+    assert quick.seqs == [1]
+    if isinstance(live_hub, RedisHub):
+        # Through Redis a run never waits for a watcher; in process only the slow book's run does.
+        await asyncio.wait_for(slow_closed, timeout=5)
+    let_go.set()
+    await slow_closed
+    await live_hub.unwatch("slow-book", stuck)
+    await live_hub.unwatch("quick-book", quick)
+
+
 def test_hub_matches_the_configuration(settings: Any) -> None:
     from streaming.live import hub
 

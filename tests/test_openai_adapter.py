@@ -14,6 +14,7 @@ from books.adapters.openai import (
     OpenAIQuestionWriter,
     OpenAIStoryWriter,
     OpenAIWordExplainer,
+    _server_sent_chunks,
     close_shared_clients,
 )
 from books.domain import Character, Language
@@ -378,6 +379,52 @@ async def test_slow_answer_times_out(
 
     assert "took too long" in str(caught.value)
     assert not caught.value.permanent
+
+
+async def test_a_stream_that_stalls_half_way_times_out(
+    story_writer: OpenAIStoryWriter, server: FakeOpenAI, settings: Any
+) -> None:
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "OPENAI_TIMEOUT_SECONDS": 0.3}
+    server.script("chat", chunks=["Mina ", "and Bori"], chunk_delay=2.0)
+
+    with pytest.raises(AdapterError) as caught:
+        await collect(story_writer.write(make_context()))
+
+    assert "took too long" in str(caught.value)
+    assert not caught.value.permanent
+
+
+async def blocks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def events(*parts: bytes) -> list[dict[str, Any]]:
+    return [chunk async for chunk in _server_sent_chunks(blocks(*parts))]
+
+
+async def test_server_sent_events_split_anywhere_arrive_whole() -> None:
+    body = b'data: {"n": 1}\r\n\r\n: a comment\nevent: message\ndata: {"n":\ndata: 2}\n\ndata: [DONE]\n\n'
+    cut_everywhere = [body[i : i + 1] for i in range(len(body))]
+
+    assert await events(body) == [{"n": 1}, {"n": 2}]
+    assert await events(*cut_everywhere) == [{"n": 1}, {"n": 2}]
+
+
+async def test_nothing_after_done_is_read() -> None:
+    assert await events(b'data: {"n": 1}\n\ndata: [DONE]\n\ndata: {"n": 2}\n\n') == [{"n": 1}]
+
+
+async def test_an_error_event_in_the_stream_is_an_adapter_error() -> None:
+    with pytest.raises(AdapterError) as caught:
+        await events(b'data: {"n": 1}\n\ndata: {"error": {"message": "overloaded"}}\n\n')
+    assert "half-way" in str(caught.value)
+    assert not caught.value.permanent
+
+
+async def test_a_garbled_event_is_an_adapter_error() -> None:
+    with pytest.raises(AdapterError, match="could not be read"):
+        await events(b"data: {not json\n\n")
 
 
 async def test_stream_cut_half_way_is_an_error(story_writer: OpenAIStoryWriter, server: FakeOpenAI) -> None:

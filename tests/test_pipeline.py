@@ -6,8 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from books.adapters.offline_moderator import OfflineModerator
 from books.domain import Character, Language
-from books.ports import AdapterError, Illustrator, Picture, QuestionWriter, StoryContext, StoryWriter
+from books.ports import (
+    AdapterError,
+    Illustrator,
+    Picture,
+    QuestionWriter,
+    StoryContext,
+    StoryWriter,
+    Verdict,
+)
 from streaming.pipeline import PageWorkers, make_page
 from streaming.sections import SECTIONS, SectionStatus, sections_for
 
@@ -140,3 +149,170 @@ async def test_the_last_page_asks_no_question() -> None:
 def test_sections_are_one_table() -> None:
     assert [s.name for s in SECTIONS] == ["story", "picture", "question", "new_words"]
     assert [s.name for s in sections_for(is_last_page=True)] == ["story", "picture", "new_words"]
+
+
+# -- generated text is checked before it is shown ---------------------------------------------------
+
+
+class PiecesStory(StoryWriter):
+    def __init__(self, *pieces: str) -> None:
+        self.pieces = pieces
+
+    async def write(self, context: StoryContext) -> AsyncIterator[str]:
+        for piece in self.pieces:
+            yield piece
+
+
+class PiecesQuestion(QuestionWriter):
+    def __init__(self, *pieces: str) -> None:
+        self.pieces = pieces
+
+    async def ask(self, context: StoryContext, page_text: str) -> AsyncIterator[str]:
+        for piece in self.pieces:
+            yield piece
+
+
+class WatchedModerator(OfflineModerator):
+    """The offline moderator, noting each text it reads in the shared log (and failing at first, if asked)."""
+
+    def __init__(self, log: list[tuple[str, str]], failures: int = 0) -> None:
+        self.log, self.failures = log, failures
+        self.asked = 0
+
+    async def check(self, text: str, *, language: Language) -> Verdict:
+        self.asked += 1
+        if self.failures:
+            self.failures -= 1
+            raise AdapterError("The safety check could not be reached.")
+        self.log.append(("checked", text))
+        return await super().check(text, language=language)
+
+
+def moderated(
+    story: StoryWriter, question: QuestionWriter, log: list[tuple[str, str]], *, failures: int = 0
+) -> tuple[PageWorkers, WatchedModerator, list[tuple[str, str, Verdict]]]:
+    from books.adapters.offline import OfflineIllustrator
+
+    flags: list[tuple[str, str, Verdict]] = []
+
+    async def keep_flag(section: str, text: str, verdict: Verdict) -> None:
+        flags.append((section, text, verdict))
+
+    moderator = WatchedModerator(log, failures)
+    workers = PageWorkers(
+        story,
+        question,
+        OfflineIllustrator(),
+        moderator=moderator,
+        keep_flag=keep_flag,
+        moderation_attempts=3,
+        moderation_backoff=0.001,
+    )
+    return workers, moderator, flags
+
+
+def logging_recorder(log: list[tuple[str, str]]) -> tuple[list[tuple[str, str, Any]], Any]:
+    events: list[tuple[str, str, Any]] = []
+
+    async def on_event(section: str, what: str, payload: Any) -> None:
+        events.append((section, str(what), payload))
+        if what == "delta":
+            log.append((f"shown {section}", payload))
+
+    return events, on_event
+
+
+def deltas_of(events: list[tuple[str, str, Any]], section: str) -> list[str]:
+    return [payload for s, what, payload in events if s == section and what == "delta"]
+
+
+async def test_text_is_shown_a_sentence_at_a_time_and_only_once_checked() -> None:
+    log: list[tuple[str, str]] = []
+    story = PiecesStory("Mina flew ", "a kite. It ", "went high", "er and higher. The ", "end.")
+    workers, _, flags = moderated(story, PiecesQuestion("Where ", "will it go?"), log)
+    events, on_event = logging_recorder(log)
+
+    result = await make_page(a_context(), workers, on_event)
+
+    assert result.ok and result.text == "Mina flew a kite. It went higher and higher. The end."
+    assert deltas_of(events, "story") == ["Mina flew a kite. ", "It went higher and higher. ", "The end."]
+    assert deltas_of(events, "question") == ["Where will it go?"]
+    story_log = [entry for entry in log if entry[0] in ("checked", "shown story") and "Where" not in entry[1]]
+    assert story_log == [
+        ("checked", "Mina flew a kite. "),
+        ("shown story", "Mina flew a kite. "),
+        ("checked", "Mina flew a kite. It went higher and higher. "),
+        ("shown story", "It went higher and higher. "),
+        ("checked", "Mina flew a kite. It went higher and higher. The end."),  # the whole text, once more
+        ("shown story", "The end."),
+    ]
+    assert flags == []
+
+
+async def test_a_long_sentence_is_released_at_a_clause() -> None:
+    log: list[tuple[str, str]] = []
+    long_clause = "Mina and Bori walked past the tall trees and the quiet pond and the old stone bridge, "
+    story = PiecesStory(long_clause, "and then they sat ", "down.")
+    workers, _, _ = moderated(story, PiecesQuestion("Why?"), log)
+    events, on_event = logging_recorder(log)
+    await make_page(a_context(), workers, on_event)
+    assert deltas_of(events, "story") == [long_clause, "and then they sat down."]
+
+
+async def test_a_flagged_story_shows_nothing_of_what_was_flagged_and_asks_for_another_idea() -> None:
+    log: list[tuple[str, str]] = []
+    story = PiecesStory("Mina smiled. ", "Then the troll ", "killed the goat. ", "The end.")
+    question = EchoQuestion()
+    workers, _, flags = moderated(story, question, log)
+    events, on_event = logging_recorder(log)
+
+    result = await make_page(a_context(), workers, on_event)
+
+    assert result.failures["story"] == "Let's try another idea"
+    assert deltas_of(events, "story") == ["Mina smiled. "]
+    assert not any("killed" in str(payload) for _, _, payload in events)
+    assert ("story", "unhealthy", "Let's try another idea") in events
+    assert question.seen_text == ""  # the question never saw the page
+    ((section, text, verdict),) = flags
+    assert (section, text) == ("story", "Mina smiled. Then the troll killed the goat. ")
+    assert verdict.categories == ("violence",)
+
+
+async def test_a_flagged_question_fails_alone() -> None:
+    log: list[tuple[str, str]] = []
+    story = PiecesStory("Mina flew a kite.")
+    workers, _, flags = moderated(story, PiecesQuestion("Shall we ", "shoot them ", "down?"), log)
+    events, on_event = logging_recorder(log)
+
+    result = await make_page(a_context(), workers, on_event)
+
+    assert result.failures == {"question": "Let's try another idea"}
+    assert result.text == "Mina flew a kite."
+    assert deltas_of(events, "question") == []
+    assert [(s, t) for s, t, _ in flags] == [("question", "Shall we shoot them down?")]
+
+
+async def test_a_moderator_that_stays_down_fails_the_section_and_shows_nothing() -> None:
+    log: list[tuple[str, str]] = []
+    workers, moderator, flags = moderated(
+        PiecesStory("Mina flew a kite. ", "The end."), EchoQuestion(), log, failures=99
+    )
+    events, on_event = logging_recorder(log)
+
+    result = await make_page(a_context(), workers, on_event)
+
+    assert "safety check is not answering" in result.failures["story"]
+    assert deltas_of(events, "story") == []
+    assert moderator.asked == 3  # tried a few times before giving up
+    assert result.text == "" and flags == []
+
+
+async def test_a_moderator_that_is_down_for_a_moment_is_waited_for() -> None:
+    log: list[tuple[str, str]] = []
+    workers, moderator, _ = moderated(
+        PiecesStory("Mina flew a kite."), PiecesQuestion("Why?"), log, failures=2
+    )
+    events, on_event = logging_recorder(log)
+    result = await make_page(a_context(), workers, on_event)
+    assert result.ok and deltas_of(events, "story") == ["Mina flew a kite."]
+    assert moderator.asked == 3 + 1  # the story's check (after two failures) and the question's

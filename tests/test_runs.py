@@ -64,8 +64,8 @@ def heartbeats(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     beat = threading.Event()
     real_beat = runs._beat
 
-    def counted_beat(lock: GenerationLock, draft_id: str) -> tuple[bool, bool]:
-        result = real_beat(lock, draft_id)
+    def counted_beat(lock: GenerationLock) -> tuple[bool, bool]:
+        result = real_beat(lock)
         beat.set()
         return result
 
@@ -186,14 +186,50 @@ async def test_the_heartbeat_cancels_the_run_when_a_stop_flag_appears(
     lock = GenerationLock(parent.pk)
     await sync_to_async(lock.acquire)()
     run = asyncio.create_task(asyncio.sleep(3600))
-    heartbeat = asyncio.create_task(runs.keep_alive(lock, "a-draft", run))
+    heartbeat = asyncio.create_task(runs.keep_alive(lock, run))
     await next_beat(heartbeats)
     assert not run.done()  # beats alone leave the run alone
 
-    await runs.request_stop("a-draft")
+    await runs.request_stop("a-draft", user_id=parent.pk)
     await ended(run)
     assert run.cancelled()
     await asyncio.wait_for(heartbeat, timeout=PATIENCE_SECONDS)
+    await sync_to_async(lock.release)()
+
+
+async def test_a_stop_asked_before_the_first_heartbeat_is_not_lost(
+    parent: Any, heartbeats: threading.Event
+) -> None:
+    lock = GenerationLock(parent.pk)
+    await sync_to_async(lock.acquire)()
+    run = asyncio.create_task(asyncio.sleep(3600))
+    await runs.request_stop("a-draft", user_id=parent.pk)  # another process, before the run's first beat
+
+    heartbeat = asyncio.create_task(runs.keep_alive(lock, run))
+    await ended(run)
+    assert run.cancelled()
+    await asyncio.wait_for(heartbeat, timeout=PATIENCE_SECONDS)
+    await sync_to_async(lock.release)()
+
+
+async def test_a_stop_for_an_earlier_run_does_not_stop_the_next_one(
+    parent: Any, heartbeats: threading.Event
+) -> None:
+    earlier = GenerationLock(parent.pk)
+    await sync_to_async(earlier.acquire)()
+    await runs.request_stop("a-draft", user_id=parent.pk)  # arrives as the earlier run ends by itself
+    await sync_to_async(earlier.release)()
+
+    lock = GenerationLock(parent.pk)
+    await sync_to_async(lock.acquire)()
+    run = asyncio.create_task(asyncio.sleep(3600))
+    heartbeat = asyncio.create_task(runs.keep_alive(lock, run))
+    await next_beat(heartbeats)
+    await next_beat(heartbeats)
+
+    assert not run.done()
+    await runs.cancel_quietly(heartbeat)
+    await runs.cancel_quietly(run)
     await sync_to_async(lock.release)()
 
 
@@ -203,7 +239,7 @@ async def test_the_heartbeat_cancels_a_run_whose_lock_was_lost(
     lock = GenerationLock(parent.pk)
     await sync_to_async(lock.acquire)()
     run = asyncio.create_task(asyncio.sleep(3600))
-    heartbeat = asyncio.create_task(runs.keep_alive(lock, "a-draft", run))
+    heartbeat = asyncio.create_task(runs.keep_alive(lock, run))
     await next_beat(heartbeats)
 
     await sync_to_async(cache.delete)(lock.key)  # lapsed, as when this process stalled too long
@@ -268,6 +304,54 @@ async def test_a_run_whose_server_went_away_is_shown_as_interrupted_and_can_be_m
     assert page.question.endswith("?")
     assert page.child_input == CHILD_INPUT
     assert kept.last_error == ""
+
+
+async def test_a_page_view_that_read_the_book_just_before_its_run_ended_keeps_the_new_page(
+    parent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft = await a_book(parent)
+    as_it_was_while_making = BookDraft.from_dict(draft.to_dict())
+    as_it_was_while_making.begin_page(page_number=1, child_input=CHILD_INPUT)
+    run = await start_page(parent, draft)
+    await ended(run)
+    real_load = drafts.load
+    reads: list[str] = []
+
+    def load_as_the_view_saw_it(user_id: int, draft_id: str) -> BookDraft:
+        # The view's first read came just before the run kept its page and let go of the lock.
+        reads.append(draft_id)
+        return as_it_was_while_making if len(reads) == 1 else real_load(user_id, draft_id)
+
+    monkeypatch.setattr(drafts, "load", load_as_the_view_saw_it)
+    book, snapshot = await sync_to_async(services.live_page)(user_id=parent.pk, draft_id=draft.draft_id)
+
+    assert len(reads) == 2  # it read again under the lock instead of trusting the stale copy
+    assert book.state is BookState.IN_PROGRESS and len(book.pages) == 1
+    assert book.last_error == ""
+    assert snapshot is not None and snapshot.state is RunState.COMPLETE
+    monkeypatch.setattr(drafts, "load", real_load)
+    assert len((await stored(parent)).pages) == 1
+
+
+async def test_the_book_is_not_left_locked_when_the_last_frame_cannot_be_sent(
+    parent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = live.hub()
+    real_publish = hub.publish
+
+    async def publish_until_the_end(snapshot: LiveSnapshot, deltas: list[Delta]) -> None:
+        if any(delta.kind == "run" and delta.status != RunState.RUNNING for delta in deltas):
+            raise ConnectionError("the live hub went away")
+        await real_publish(snapshot, deltas)
+
+    monkeypatch.setattr(hub, "publish", publish_until_the_end)
+    draft = await a_book(parent)
+    run = await start_page(parent, draft)
+    await ended(run)
+
+    assert isinstance(run.exception(), ConnectionError)
+    assert not await lock_is_held(parent)
+    assert len((await stored(parent)).pages) == 1  # the page was kept before the frame failed
 
 
 async def test_a_page_that_takes_too_long_is_ended_and_can_be_made_again(

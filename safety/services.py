@@ -1,0 +1,184 @@
+"""Content safety: what families type is read before it is used, and every flag is kept.
+
+``screen_input`` (and ``ascreen_input`` from async code) asks the configured moderator,
+records a flag and raises ``UnkindInput`` with a kind sentence when the text is held back,
+or ``SafetyCheckDown`` when the moderator cannot answer even after a few tries: unchecked
+words are never used. Generated text is checked by the page pipeline, which records its
+flags through ``flag_keeper``.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext
+
+from books import ports
+from books.domain import DomainError, Language
+from books.models import Book
+from books.ports import AdapterError, Concern, Verdict
+from safety.models import FlagSource, ModerationFlag
+from streaming.pipeline import FlagKeeper
+
+
+class InputHeldBack(DomainError):
+    """Words a family typed were not used; the form shows why and keeps them."""
+
+
+class UnkindInput(InputHeldBack):
+    status = 422
+
+
+class SafetyCheckDown(InputHeldBack):
+    status = 503
+
+
+def kind_sentence(source: FlagSource, verdict: Verdict) -> str:
+    """What the family reads: never the category, never the words found."""
+    if Concern.PERSONAL_DETAILS.value in verdict.categories:
+        return gettext(
+            "A book is no place for phone numbers, e-mail or home addresses — let's leave those out."
+        )
+    sentences = {
+        FlagSource.CHILD_IDEA: gettext("Let's think of a kinder idea for this page."),
+        FlagSource.PARENT_PAGE: gettext("Let's find kinder words for this page."),
+        FlagSource.CHARACTERS: gettext("Let's think of kinder names and descriptions for the characters."),
+        FlagSource.TITLE: gettext("Let's think of a kinder title for the book."),
+    }
+    return sentences.get(source, gettext("Let's try another idea."))
+
+
+def _down_sentence() -> str:
+    return gettext("We could not check these words just now, so nothing was made. Try again in a moment.")
+
+
+async def _verdict(text: str, language: Language) -> tuple[Verdict, str]:
+    moderator = ports.moderator()
+    config = settings.LITTLEWRITER
+    try:
+        verdict = await moderator.check_patiently(
+            text,
+            language=language,
+            attempts=int(config["MODERATION_ATTEMPTS"]),
+            backoff=float(config["MODERATION_BACKOFF_SECONDS"]),
+        )
+    except AdapterError as error:
+        raise SafetyCheckDown(_down_sentence()) from error
+    return verdict, moderator.name or type(moderator).__name__
+
+
+def screen_input(
+    *,
+    user_id: int,
+    draft_id: str,
+    source: FlagSource,
+    text: str,
+    language: Language,
+    page_number: int | None = None,
+) -> None:
+    """Check typed words before they are used; raise ``InputHeldBack`` if they may not be."""
+    verdict, moderator_name = async_to_sync(_verdict)(text, language)
+    _hold_back_if_flagged(
+        user_id=user_id,
+        draft_id=draft_id,
+        source=source,
+        text=text,
+        page_number=page_number,
+        verdict=verdict,
+        moderator_name=moderator_name,
+    )
+
+
+async def ascreen_input(
+    *,
+    user_id: int,
+    draft_id: str,
+    source: FlagSource,
+    text: str,
+    language: Language,
+    page_number: int | None = None,
+) -> None:
+    """``screen_input`` for async code."""
+    verdict, moderator_name = await _verdict(text, language)
+    await sync_to_async(_hold_back_if_flagged)(
+        user_id=user_id,
+        draft_id=draft_id,
+        source=source,
+        text=text,
+        page_number=page_number,
+        verdict=verdict,
+        moderator_name=moderator_name,
+    )
+
+
+def _hold_back_if_flagged(
+    *,
+    user_id: int,
+    draft_id: str,
+    source: FlagSource,
+    text: str,
+    page_number: int | None,
+    verdict: Verdict,
+    moderator_name: str,
+) -> None:
+    if not verdict.flagged:
+        return
+    record_flag(
+        user_id=user_id,
+        draft_id=draft_id,
+        page_number=page_number,
+        source=source,
+        text=text,
+        verdict=verdict,
+        moderator_name=moderator_name,
+    )
+    raise UnkindInput(kind_sentence(source, verdict))
+
+
+@transaction.atomic
+def record_flag(
+    *,
+    user_id: int,
+    draft_id: str,
+    source: FlagSource | str,
+    text: str,
+    verdict: Verdict,
+    moderator_name: str,
+    page_number: int | None = None,
+) -> ModerationFlag:
+    return ModerationFlag.objects.create(
+        user_id=user_id,
+        draft_id=draft_id,
+        page_number=page_number,
+        source=FlagSource(source),
+        text=text,
+        categories=list(verdict.categories),
+        reason=verdict.reason[:300],
+        moderator=moderator_name[:100],
+    )
+
+
+def flag_keeper(*, user_id: int, draft_id: str, page_number: int, moderator_name: str) -> FlagKeeper:
+    """Records what the pipeline held back of a generated section."""
+
+    async def keep(section: str, text: str, verdict: Verdict) -> None:
+        await sync_to_async(record_flag)(
+            user_id=user_id,
+            draft_id=draft_id,
+            page_number=page_number,
+            source=section,
+            text=text,
+            verdict=verdict,
+            moderator_name=moderator_name,
+        )
+
+    return keep
+
+
+@transaction.atomic
+def attach_flags_to_book(*, book: Book) -> int:
+    """Link the flags raised while the book was a draft to the finished book; safe to repeat."""
+    return ModerationFlag.objects.filter(
+        draft_id=book.draft_id, user_id=book.owner_id, book__isnull=True
+    ).update(book=book)

@@ -1,0 +1,86 @@
+"""The OpenAI moderator through the real SDK over HTTP: categories mapped, failures as
+``AdapterError`` like the storyteller's, and the patient check's retries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from books.adapters.openai import close_shared_clients
+from books.adapters.openai_moderator import OpenAIModerator
+from books.domain import Language
+from books.ports import AdapterError, Concern
+from tests.fake_openai import FakeOpenAI, point_settings_at
+
+
+@pytest.fixture
+async def server(settings: Any) -> AsyncIterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        point_settings_at(settings, fake, timeout=0.5)
+        yield fake
+        await close_shared_clients()
+
+
+async def test_every_openai_category_maps_onto_ours(server: FakeOpenAI) -> None:
+    server.script(
+        "moderations",
+        flagged=["sexual/minors", "self-harm/instructions", "hate/threatening", "illicit/violent"],
+    )
+    verdict = await OpenAIModerator().check("some words", language=Language.ENGLISH)
+    assert verdict.categories == (
+        Concern.HATE.value,
+        Concern.ILLICIT.value,
+        Concern.SELF_HARM.value,
+        Concern.SEXUAL.value,
+    )
+    assert "sexual/minors" in verdict.reason
+
+
+async def test_a_flag_without_a_known_category_still_holds_the_text_back(server: FakeOpenAI) -> None:
+    server.script("moderations", flagged=["a-category-added-later"])
+    verdict = await OpenAIModerator().check("some words", language=Language.KOREAN)
+    assert verdict.flagged and verdict.categories == (Concern.ILLICIT.value,)
+
+
+@pytest.mark.parametrize(
+    ("script", "sentence", "permanent"),
+    [
+        ({"status": 429}, "The safety check is busy right now", False),
+        ({"status": 500}, r"The safety check.s service had a problem on its side \(500\)", False),
+        ({"delay": 2.0}, "The safety check took too long to answer", False),
+        ({"status": 401}, "The OpenAI key was not accepted", True),
+    ],
+    ids=["429", "500", "timeout", "401"],
+)
+async def test_failures_become_adapter_errors(
+    server: FakeOpenAI, script: dict[str, Any], sentence: str, permanent: bool
+) -> None:
+    server.script("moderations", **script)
+    with pytest.raises(AdapterError, match=sentence) as failure:
+        await OpenAIModerator().check("a kite", language=Language.ENGLISH)
+    assert failure.value.permanent is permanent
+
+
+async def test_a_patient_check_outlasts_a_short_outage(server: FakeOpenAI) -> None:
+    server.script("moderations", status=500, times=2)
+    verdict = await OpenAIModerator().check_patiently(
+        "a kite", language=Language.ENGLISH, attempts=3, backoff=0.01
+    )
+    assert not verdict.flagged
+    assert len(server.requests_to("moderations")) == 3
+
+
+async def test_a_patient_check_gives_up_after_its_attempts(server: FakeOpenAI) -> None:
+    server.script("moderations", status=503, times=5)
+    with pytest.raises(AdapterError, match="had a problem"):
+        await OpenAIModerator().check_patiently("a kite", language=Language.ENGLISH, attempts=3, backoff=0.01)
+    assert len(server.requests_to("moderations")) == 3
+
+
+async def test_a_permanent_failure_is_not_retried(server: FakeOpenAI) -> None:
+    server.script("moderations", status=401, times=5)
+    with pytest.raises(AdapterError, match="key was not accepted"):
+        await OpenAIModerator().check_patiently("a kite", language=Language.ENGLISH, attempts=3, backoff=0.01)
+    assert len(server.requests_to("moderations")) == 1
