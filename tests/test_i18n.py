@@ -27,7 +27,10 @@ from tests.test_views import new_book_data
 ROOT = Path(__file__).resolve().parents[1]
 KO_PO = ROOT / "locale" / "ko" / "LC_MESSAGES" / "django.po"
 KO_MO = KO_PO.with_suffix(".mo")
-SOURCES = ("books", "streaming", "littlewriter", "templates")
+# Every package of the project (each app, the settings) and the templates; not the tests.
+SOURCES = sorted(
+    {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests", "bench"} | {"templates"}
+)
 
 
 @pytest.fixture(autouse=True)
