@@ -148,6 +148,7 @@ def test_an_english_story_is_read_in_english_from_the_reader(browser_page: Page,
     assert page.get_by_role("link", name="Download as PDF").is_visible()
     page.get_by_role("link", name="Start reading →").click()
     page.locator("#page-1").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "reader-read-aloud.png"), full_page=True)
     page.locator("#page-1 .read-aloud").click()
     [utterance] = spoken(page)
     assert utterance["lang"] == "en-US" and utterance["voice"] == "Stub English"

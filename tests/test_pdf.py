@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from books import services
 from books.models import Book
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 def finished_book(
@@ -86,6 +89,8 @@ def test_a_korean_book_keeps_its_hangul(parent_client: Client, parent: Any) -> N
     assert response["Content-Disposition"] == (
         "attachment; filename*=utf-8''%EB%AF%B8%EB%82%98%EC%99%80-%ED%8C%8C%EB%9E%80-%EB%AC%B8.pdf"
     )
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "korean-book.pdf").write_bytes(response.content)  # to look at, not to compare
     document = pdf_of(response)
     assert len(document.pages) == 1 + 2
     cover = squashed(document.pages[0].extract_text())
