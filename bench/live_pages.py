@@ -63,8 +63,13 @@ QUESTION_SECONDS = 0.8
 QUESTION_CHUNKS = 10
 WORDS_SECONDS = 0.6
 WORDS_CHUNKS = 12
-# Story and picture start together; question and new words start when the story is complete.
-SLOWEST_CHAIN = max(STORY_TOTAL + max(QUESTION_SECONDS, WORDS_SECONDS), PICTURE_SECONDS)
+MODERATION_SECONDS = 0.05
+# The child's idea is checked before the run starts; story and picture start together; question
+# and new words start when the story is complete and checked whole, and are checked whole too.
+SLOWEST_CHAIN = MODERATION_SECONDS + max(
+    STORY_TOTAL + MODERATION_SECONDS + max(QUESTION_SECONDS, WORDS_SECONDS) + MODERATION_SECONDS,
+    PICTURE_SECONDS,
+)
 
 # -- the run ------------------------------------------------------------------------------------------------
 REDIS_URL = "redis://127.0.0.1:6379/10"
@@ -101,12 +106,37 @@ _NEW_WORDS = [
 
 
 def story_chunks(token: str) -> list[str]:
-    """About 91 words, one per chunk, different for every book, with characters HTML escapes."""
+    """About 91 words, one per chunk, different for every book, with characters HTML escapes.
+
+    Sentences of 6 to 12 words, as a picture book has: generated text is shown a sentence at
+    a time, once the moderator has read it (``streaming/pipeline.py``).
+    """
     rng = random.Random(token)
     words = [f"[{token}]"]
+    sentence_end = rng.randint(6, 12)
     while len(words) < STORY_CHUNKS:
-        words.append(rng.choice(_SPECIAL) if rng.random() < 0.08 else rng.choice(_VOCABULARY))
-    return [word + " " for word in words[:-1]] + [words[-1] + "."]
+        word = rng.choice(_SPECIAL) if rng.random() < 0.08 else rng.choice(_VOCABULARY)
+        if len(words) + 1 == sentence_end:
+            word += "."
+            sentence_end += rng.randint(6, 12)
+        words.append(word)
+    return [word + " " for word in words[:-1]] + [words[-1].rstrip(".") + "."]
+
+
+# The end of a sentence as the pipeline releases text (``streaming/pipeline.py``, SENTENCE_END).
+SENTENCE_CLOSE = re.compile(r"[.!?…]+[\"'”’)\]]*\s*$")
+
+
+def sentence_closers(ends: list[int], text: str) -> list[int]:
+    """For each chunk, the index of the chunk that ends its sentence (the earliest it may show)."""
+    closers: list[int] = []
+    waiting: list[int] = []
+    for index, end in enumerate(ends):
+        waiting.append(index)
+        if SENTENCE_CLOSE.search(text[:end]) or index == len(ends) - 1:
+            closers.extend([index] * len(waiting))
+            waiting = []
+    return closers
 
 
 def question_chunks(token: str) -> list[str]:
@@ -189,6 +219,8 @@ class Upstream:
                     await self.chat(writer, json.loads(body or b"{}"), received)
                 elif path.startswith("/v1/images/generations"):
                     await self.picture(writer, json.loads(body or b"{}"), received)
+                elif path.startswith("/v1/moderations"):
+                    await self.moderation(writer, json.loads(body or b"{}"), received)
                 else:
                     _write_response(writer, 404, b'{"error": {"message": "no such route"}}')
                     await writer.drain()
@@ -199,6 +231,14 @@ class Upstream:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+
+    async def moderation(self, writer: asyncio.StreamWriter, body: dict[str, Any], received: float) -> None:
+        """Nothing is ever flagged: the bench measures the checks' cost, not their verdicts."""
+        await _sleep_until(received + MODERATION_SECONDS)
+        result = {"flagged": False, "categories": {}, "category_scores": {}}
+        payload = {"id": "modr-bench", "model": body.get("model", "bench"), "results": [result]}
+        _write_response(writer, 200, json.dumps(payload).encode())
+        await writer.drain()
 
     async def picture(self, writer: asyncio.StreamWriter, body: dict[str, Any], received: float) -> None:
         match = BOOK_TOKEN.search(str(body.get("prompt", "")))
@@ -916,6 +956,7 @@ class BookFigures:
     mismatches: dict[str, str] = field(default_factory=dict)
     texts_checked: int = 0
     piece_delays: list[float] = field(default_factory=list)
+    sentence_delays: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -943,16 +984,22 @@ def assemble(
     return texts, first_story, snapshots, story_lengths
 
 
-def piece_delays(story_lengths: list[tuple[float, int]], sent: dict[str, Any]) -> list[float]:
-    """For every upstream story chunk: when the socket had it minus when the upstream wrote it."""
+def piece_delays(
+    story_lengths: list[tuple[float, int]], sent: dict[str, Any]
+) -> tuple[list[float], list[float]]:
+    """For every upstream story chunk, when the socket had it minus when the upstream wrote it,
+    and minus when the upstream wrote the end of its sentence (the moderator's wait excluded)."""
     delays: list[float] = []
+    after_sentence: list[float] = []
     index = 0
     ends, written = sent.get("ends", []), sent.get("written", [])
+    closers = sentence_closers(ends, sent.get("text", ""))
     for arrived, length in story_lengths:
         while index < len(ends) and ends[index] <= length:
             delays.append(arrived - written[index])
+            after_sentence.append(arrived - written[closers[index]])
             index += 1
-    return delays
+    return delays, after_sentence
 
 
 def describe_mismatch(seen: str, sent: str) -> str:
@@ -999,7 +1046,7 @@ def analyse(
         if story and first_story is not None:
             figure.first_delta_lag = first_story - story["first"]
         if story:
-            figure.piece_delays = piece_delays(story_lengths, story)
+            figure.piece_delays, figure.sentence_delays = piece_delays(story_lengths, story)
         if book["end_state"] != "complete":
             continue  # a run that stopped or failed never read all the upstream sent: not a loss
         for name in TEXT_SECTIONS:
@@ -1021,6 +1068,8 @@ def analyse(
     lags = [f.first_delta_lag for f in figures if f.first_delta_lag is not None]
     posts = [f.post_seconds for f in figures if f.post_seconds is not None]
     pieces = [delay for f in figures for delay in f.piece_delays]
+    after_sentences = [delay for f in figures for delay in f.sentence_delays]
+    first_sentences = [f.sentence_delays[0] for f in figures if f.sentence_delays]
     books_upstream = [v for (token, _), v in upstream.items()]
     late = [v.get("first_late", v.get("late", 0.0)) for v in books_upstream if v["section"] == "story"]
     pictures_late = [v["late"] for v in books_upstream if v["section"] == "picture"]
@@ -1050,6 +1099,10 @@ def analyse(
         "first_delta_p50_ms": 1000 * percentile(lags, 0.5),
         "first_delta_p99_ms": 1000 * percentile(lags, 0.99),
         "first_delta_max_ms": 1000 * max(lags, default=float("nan")),
+        "first_sentence_p50_ms": 1000 * percentile(first_sentences, 0.5),
+        "first_sentence_p99_ms": 1000 * percentile(first_sentences, 0.99),
+        "sentence_p50_ms": 1000 * percentile(after_sentences, 0.5),
+        "sentence_p99_ms": 1000 * percentile(after_sentences, 0.99),
         "piece_p50_ms": 1000 * percentile(pieces, 0.5),
         "piece_p99_ms": 1000 * percentile(pieces, 0.99),
         "post_p50_ms": 1000 * percentile(posts, 0.5),
@@ -1196,6 +1249,10 @@ COLUMNS = [
     ("p99 ms", "completion_p99_ms", "{:.0f}"),
     ("1st-delta p50", "first_delta_p50_ms", "{:.1f}"),
     ("p99 ms", "first_delta_p99_ms", "{:.1f}"),
+    ("1st-sent p50", "first_sentence_p50_ms", "{:.1f}"),
+    ("p99 ms", "first_sentence_p99_ms", "{:.1f}"),
+    ("sent p50", "sentence_p50_ms", "{:.0f}"),
+    ("p99 ms", "sentence_p99_ms", "{:.0f}"),
     ("piece p50", "piece_p50_ms", "{:.0f}"),
     ("p99 ms", "piece_p99_ms", "{:.0f}"),
     ("POST p99 ms", "post_p99_ms", "{:.0f}"),
@@ -1322,7 +1379,8 @@ def orchestrate(argv: Sequence[str]) -> None:
     print(
         f"upstream {upstream_url}: story first chunk {STORY_FIRST_CHUNK} s then {STORY_TOKENS_PER_SECOND:.0f}"
         f" tokens/s to {STORY_TOTAL} s ({STORY_CHUNKS} chunks), picture {PICTURE_SECONDS} s, question"
-        f" {QUESTION_SECONDS} s, new words {WORDS_SECONDS} s -> slowest chain {SLOWEST_CHAIN:.1f} s"
+        f" {QUESTION_SECONDS} s, new words {WORDS_SECONDS} s, each moderation {MODERATION_SECONDS} s"
+        f" -> slowest chain {SLOWEST_CHAIN:.2f} s"
     )
     print(f"working folder {workdir}")
     print(f"code under test: {code_version()}")

@@ -51,13 +51,13 @@ class PageInline(admin.StackedInline):
 
 @admin.register(Book)
 class BookAdmin(admin.ModelAdmin):
-    list_display = ["title", "owner", "language", "page_total", "created_at"]
+    list_display = ["title", "owner", "child", "language", "page_total", "created_at"]
     list_filter = ["language", "created_at"]
-    search_fields = ["title", "owner__username", "pages__text"]
-    list_select_related = ["owner"]
+    search_fields = ["title", "owner__username", "child__nickname", "pages__text"]
+    list_select_related = ["owner", "child"]
     date_hierarchy = "created_at"
     readonly_fields = ["draft_id", "created_at"]
-    raw_id_fields = ["owner"]
+    raw_id_fields = ["owner", "child"]
     inlines = [CharacterInline, PageInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Book]:

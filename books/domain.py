@@ -55,6 +55,33 @@ class Language(StrEnum):
         return {"en": gettext_noop("English"), "ko": gettext_noop("Korean (한국어)")}[self.value]
 
 
+class AgeBand(StrEnum):
+    """How old the child making the book is; it shapes how the pages are written."""
+
+    THREE_TO_FIVE = "3-5"
+    SIX_TO_EIGHT = "6-8"
+    NINE_TO_TEN = "9-10"
+
+    @property
+    def sentences(self) -> tuple[int, int]:
+        """The fewest and most sentences on a page."""
+        return {"3-5": (2, 3), "6-8": (3, 4), "9-10": (4, 6)}[self.value]
+
+    @property
+    def words_per_sentence(self) -> int:
+        """The longest sentence, in words (roughly: Korean counts spaced words)."""
+        return {"3-5": 8, "6-8": 12, "9-10": 18}[self.value]
+
+    @property
+    def new_words(self) -> tuple[int, int]:
+        """How many words the *new words* section explains: the fewest and the most."""
+        return {"3-5": (2, 2), "6-8": (2, 3), "9-10": (3, 3)}[self.value]
+
+
+# Drafts started before children had profiles were written for this band.
+DEFAULT_AGE_BAND = AgeBand.SIX_TO_EIGHT
+
+
 class PageSource(StrEnum):
     AI = "ai"
     PARENT = "parent"
@@ -205,12 +232,23 @@ class BookDraft:
     pending_input: str = ""
     """The child's input for the page being made (kept so a failed page can be retried)."""
     last_error: str = ""
+    child_id: int | None = None
+    """The child this book is made with (None only for drafts older than child profiles)."""
+    age_band: AgeBand = DEFAULT_AGE_BAND
+    """The child's age band when the book was started; every page is written for it."""
 
     # -- transitions -------------------------------------------------------------------
 
     @classmethod
-    def begin(cls, *, draft_id: str, owner_id: int) -> BookDraft:
-        return cls(draft_id=draft_id, owner_id=owner_id)
+    def begin(
+        cls,
+        *,
+        draft_id: str,
+        owner_id: int,
+        child_id: int | None = None,
+        age_band: AgeBand = DEFAULT_AGE_BAND,
+    ) -> BookDraft:
+        return cls(draft_id=draft_id, owner_id=owner_id, child_id=child_id, age_band=AgeBand(age_band))
 
     def set_up(self, *, characters: list[Character], page_count: int, language: Language) -> None:
         if self.state is not BookState.INIT:
@@ -364,4 +402,6 @@ class BookDraft:
             pages=[DraftPage(**{**p, "source": PageSource(p["source"])}) for p in data["pages"]],
             pending_input=data.get("pending_input", ""),
             last_error=data.get("last_error", ""),
+            child_id=int(data["child_id"]) if data.get("child_id") is not None else None,
+            age_band=AgeBand(data.get("age_band") or DEFAULT_AGE_BAND),
         )

@@ -48,6 +48,10 @@ def _generation_key(user_id: int) -> str:
     return f"draft:generating:{user_id}"
 
 
+def _child_key(child_id: int) -> str:
+    return f"draft:child:{child_id}"
+
+
 def ttl_seconds() -> int:
     ttl: int = settings.LITTLEWRITER["DRAFT_TTL_SECONDS"]
     return ttl
@@ -56,6 +60,46 @@ def ttl_seconds() -> int:
 def save(draft: BookDraft) -> None:
     cache.set(_draft_key(draft.owner_id), draft.to_dict(), timeout=ttl_seconds())
     cache.set(_seen_key(draft.owner_id, draft.draft_id), 1, timeout=SEEN_TTL_SECONDS)
+    if draft.child_id is not None:
+        cache.touch(_child_key(draft.child_id), _child_index_seconds())
+
+
+# -- drafts per child ------------------------------------------------------------------------
+#
+# A child's drafts outlive the one "current draft" key: a discarded, expired or finished
+# draft can still have pictures under drafts/<id>/ until the daily purge. Deleting a child
+# must find them all, so every draft id a child ever had is listed under the child, for as
+# long as any of its pictures or live state can exist.
+
+
+def _child_index_seconds() -> int:
+    # Pictures of a draft are kept its TTL rounded up to days; a day more is slack.
+    return max(SEEN_TTL_SECONDS, ttl_seconds() + 2 * 86400)
+
+
+def remember_for_child(child_id: int, draft_id: str) -> None:
+    """List a new draft under its child (one parent starts one book at a time, so no race to fear)."""
+    ids = draft_ids_of_child(child_id)
+    if draft_id not in ids:
+        ids.append(draft_id)
+    cache.set(_child_key(child_id), ids, timeout=_child_index_seconds())
+
+
+def draft_ids_of_child(child_id: int) -> list[str]:
+    """Every draft id started with this child that may still have something stored."""
+    ids: list[str] | None = cache.get(_child_key(child_id))
+    return list(ids or [])
+
+
+def forget_child(*, user_id: int, child_id: int, draft_ids: list[str], more_keys: list[str]) -> None:
+    """Remove the cache entries of the child's drafts: the current one (if it is the child's),
+    the "seen" markers, the per-child list itself and ``more_keys`` (other modules' keys)."""
+    keys = [_child_key(child_id), *more_keys]
+    keys += [_seen_key(user_id, draft_id) for draft_id in draft_ids]
+    draft = current(user_id)
+    if draft is not None and (draft.child_id == child_id or draft.draft_id in draft_ids):
+        keys.append(_draft_key(user_id))
+    cache.delete_many(keys)
 
 
 def current(user_id: int) -> BookDraft | None:

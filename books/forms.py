@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from books.domain import (
@@ -24,6 +25,7 @@ from books.domain import (
     MIN_PAGES,
     Language,
 )
+from families.models import Child
 
 CHARACTER_ROWS_SHOWN = 3
 """Rows visible at first; the rest (up to ``MAX_CHARACTERS``) sit behind "more characters"."""
@@ -110,7 +112,24 @@ CharacterFormSet = cast(
 )
 
 
+class ChildChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.nickname} ({obj.get_age_band_display()})"
+
+
 class NewBookForm(forms.Form):
+    # Limited to the parent's own children in __init__: another family's child id is
+    # simply not a valid choice, so it gets a form error like any other bad input.
+    child = ChildChoiceField(
+        label=_("Who is making this book?"),
+        queryset=Child.objects.none(),
+        empty_label=None,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": _("Choose the child this book is made with."),
+            "invalid_choice": _("Choose one of your own children for this book."),
+        },
+    )
     page_count = forms.IntegerField(
         label=_("How many pages?"),
         min_value=MIN_PAGES,
@@ -128,6 +147,13 @@ class NewBookForm(forms.Form):
         initial=Language.ENGLISH.value,
         widget=forms.RadioSelect,
     )
+
+    def __init__(self, *args: Any, children: QuerySet[Child], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(ChildChoiceField, self.fields["child"])
+        field.queryset = children
+        if len(children) == 1:
+            field.initial = children[0].pk  # one child: nothing to choose
 
 
 class ChildInputForm(forms.Form):

@@ -13,6 +13,14 @@ class Book(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="books")
     title = models.CharField(max_length=80)
     language = models.CharField(max_length=2, choices=[(lang.value, lang.label) for lang in Language])
+    child = models.ForeignKey(
+        "families.Child",
+        on_delete=models.CASCADE,
+        related_name="books",
+        null=True,
+        blank=True,
+        help_text="The child the book was made with (empty for books made before children had profiles).",
+    )
     draft_id = models.CharField(
         max_length=32,
         unique=True,

@@ -73,6 +73,43 @@ def delete_quietly(names: list[str]) -> None:
             log.warning("could not delete picture %s; the daily purge will", name, exc_info=True)
 
 
+def draft_folder(draft_id: str) -> str:
+    return f"{DRAFTS_PREFIX}{draft_id}"
+
+
+def book_folder(book_id: int) -> str:
+    return f"{BOOKS_PREFIX}{book_id}"
+
+
+def names_under(folder: str) -> list[str]:
+    """Every stored picture under a folder (``books/7``, ``drafts/<id>``), at any depth."""
+    store = storage()
+    folder = folder.rstrip("/")
+    try:
+        subfolders, files = store.listdir(folder)
+    except FileNotFoundError:
+        return []
+    names = [f"{folder}/{name}" for name in files]
+    for subfolder in subfolders:
+        names += names_under(f"{folder}/{subfolder}")
+    return names
+
+
+def delete_folder(folder: str) -> int:
+    """Delete every picture under a folder (and, locally, the emptied folders); returns how many."""
+    names = names_under(folder)
+    store = storage()
+    for name in names:
+        store.delete(name)
+    if isinstance(store, FileSystemStorage):
+        root = Path(store.path(folder.rstrip("/")))
+        if root.is_dir():
+            for path in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+                path.rmdir()
+            root.rmdir()
+    return len(names)
+
+
 def read(name: str) -> bytes:
     with storage().open(name, "rb") as handle:
         data: bytes = handle.read()

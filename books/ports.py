@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from books.domain import Character, Language
+from books.domain import DEFAULT_AGE_BAND, AgeBand, Character, Language
 
 # How much of the story so far goes into a prompt before older pages are shortened.
 STORY_SO_FAR_BUDGET = 2400
@@ -46,6 +46,8 @@ class StoryContext:
     child_input: str
     book_key: str = ""
     """Stable per draft; lets the offline storyteller vary between books."""
+    age_band: AgeBand = DEFAULT_AGE_BAND
+    """How old the child is: sentence length, vocabulary, page length and new words follow it."""
 
     @property
     def is_last_page(self) -> bool:

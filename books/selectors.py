@@ -14,6 +14,7 @@ def books_of(user: Any) -> QuerySet[Book]:
     """The user's own finished books, newest first, with what the shelf shows (characters, page count)."""
     return (
         Book.objects.filter(owner=user)
+        .select_related("child")
         .annotate(page_total=Count("pages", distinct=True))
         .prefetch_related("characters")
         .order_by("-created_at", "-id")
@@ -26,7 +27,7 @@ def book_for_reader(user: Any, book_id: int) -> Book:
     A 404 says nothing about whether the book exists, so ids of other families' books leak nothing.
     Being staff is not enough: reviewers read submitted books on their own pages (``reviews``).
     """
-    books = Book.objects.select_related("owner").prefetch_related(
+    books = Book.objects.select_related("owner", "child").prefetch_related(
         "characters", Prefetch("pages", queryset=Page.objects.order_by("number"))
     )
     if not may_see_every_book(user):

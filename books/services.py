@@ -27,6 +27,7 @@ from books.domain import (
     DomainError,
     DraftPage,
     IllegalMove,
+    InvalidBook,
     Language,
     PageSource,
     clean_child_input,
@@ -37,6 +38,7 @@ from books.drafts import GenerationLock
 from books.models import Book, Page
 from books.models import Character as CharacterRow
 from books.ports import PageSoFar, Picture, QuestionWriter, StoryContext, StoryWriter
+from families.selectors import own_child
 from safety import services as safety
 from safety.models import FlagSource
 from streaming import live, runs
@@ -57,15 +59,21 @@ class PageFailed(DomainError):
 
 
 def start_book(
-    *, user_id: int, characters: list[tuple[str, str]], page_count: int, language: str
+    *, user_id: int, child_id: int, characters: list[tuple[str, str]], page_count: int, language: str
 ) -> BookDraft:
+    """A new draft, made with one of the parent's own children and written for their age band."""
     if drafts.current(user_id) is not None:
         raise IllegalMove(
             gettext_noop(
                 "You already have a book in progress: finish it or put it away before starting another."
             )
         )
-    draft = BookDraft.begin(draft_id=uuid.uuid4().hex, owner_id=user_id)
+    child = own_child(parent_id=user_id, child_id=child_id)
+    if child is None:
+        raise InvalidBook(gettext_noop("Choose one of your own children to make this book with."))
+    draft = BookDraft.begin(
+        draft_id=uuid.uuid4().hex, owner_id=user_id, child_id=child.pk, age_band=child.band
+    )
     draft.set_up(
         characters=[Character.create(name, description) for name, description in characters],
         page_count=page_count,
@@ -78,7 +86,17 @@ def start_book(
         text="\n".join(f"{c.name}: {c.description}" if c.description else c.name for c in draft.characters),
         language=draft.language,
     )
-    drafts.save(draft)
+    # Deleting a child holds the family's lock while it collects the child's drafts: saving
+    # under it too means no draft is kept for a child that has just been deleted.
+    lock = GenerationLock(user_id)
+    lock.acquire()
+    try:
+        if own_child(parent_id=user_id, child_id=child.pk) is None:
+            raise InvalidBook(gettext_noop("Choose one of your own children to make this book with."))
+        drafts.remember_for_child(child.pk, draft.draft_id)
+        drafts.save(draft)
+    finally:
+        lock.release()
     return draft
 
 
@@ -504,6 +522,7 @@ def story_context(draft: BookDraft, *, page_number: int) -> StoryContext:
         pages_so_far=tuple(PageSoFar(number=p.number, text=p.text) for p in earlier_pages),
         child_input=child_input,
         book_key=draft.draft_id,
+        age_band=draft.age_band,
     )
 
 
@@ -583,11 +602,15 @@ def finish_book(*, user_id: int, draft_id: str, title: str) -> Book:
 
 
 def _write_book(draft: BookDraft, *, finished_title: str) -> Book:
+    if draft.child_id is not None and own_child(parent_id=draft.owner_id, child_id=draft.child_id) is None:
+        # The child's profile was deleted (with its drafts) while this request was on its way.
+        raise IllegalMove(gettext_noop("The child this book was made with is no longer in your family."))
     copied: list[str] = []
     try:
         with transaction.atomic():
             book = Book.objects.create(
                 owner_id=draft.owner_id,
+                child_id=draft.child_id,
                 title=finished_title,
                 language=draft.language,
                 draft_id=draft.draft_id,

@@ -47,6 +47,8 @@ from books.forms import (
     NewBookForm,
     PageTextForm,
 )
+from families import selectors as family_selectors
+from families.forms import ChildForm
 from safety.services import InputHeldBack
 from streaming.live import LiveSnapshot
 
@@ -132,8 +134,14 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def new_book(request: FamilyRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
+    children = family_selectors.children_of(request.user)
+    if not children:
+        # A book is made with a child: add one first (nothing typed yet, so nothing is lost).
+        context = {"child_form": ChildForm(parent=request.user), "current_draft": None}
+        return render(request, "books/new_book.html", context, status=200 if data is None else 400)
     # A new story starts in the interface's language; the family can pick the other one.
-    book_form = NewBookForm(data, initial={"language": story_language_for(get_language())})
+    initial = {"language": story_language_for(get_language())}
+    book_form = NewBookForm(data, children=children, initial=initial)
     characters = CharacterFormSet(data, prefix="characters")
     if data is None:
         return _new_book_page(request, book_form, characters)
@@ -142,6 +150,7 @@ def new_book(request: FamilyRequest) -> HttpResponse:
     try:
         draft = services.start_book(
             user_id=request.user.pk,
+            child_id=book_form.cleaned_data["child"].pk,
             characters=characters.characters(),
             page_count=book_form.cleaned_data["page_count"],
             language=book_form.cleaned_data["language"],
@@ -204,6 +213,7 @@ def making_page(
     write_open = write_form is not None and write_form.is_bound
     context = {
         "draft": draft,
+        "child": _child_of(draft),
         "pages_made": len(draft.pages),
         "is_done": draft.state is BookState.DONE,
         "is_busy": draft.state is BookState.GENERATING,
@@ -217,6 +227,12 @@ def making_page(
         "language": draft.language.value,
     }
     return render(request, "books/making.html", context, status=status)
+
+
+def _child_of(draft: BookDraft) -> Any:
+    if draft.child_id is None:
+        return None
+    return family_selectors.own_child(parent_id=draft.owner_id, child_id=draft.child_id)
 
 
 def _forms_keeping_failed_input(draft: BookDraft) -> tuple[ChildInputForm, PageTextForm]:

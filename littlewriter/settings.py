@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "streaming",
     "safety",
     "reviews",
+    "families",
 ]
 
 MIDDLEWARE = [

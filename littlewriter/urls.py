@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("children/", include("families.urls")),
     # The language switcher posts to set_language; the choice is kept in a cookie.
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("books.urls")),

@@ -479,6 +479,18 @@ def _snapshot_store_set(snapshot: LiveSnapshot) -> None:
     get_redis_connection("default").set(key, snapshot.to_json(), ex=SNAPSHOT_TTL_SECONDS)
 
 
+def forget_snapshot(draft_id: str) -> None:
+    """Remove a draft's stored snapshot (synchronous, for code that deletes a draft for good)."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        _local_snapshots.pop(draft_id, None)
+        return
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").delete(f"{_redis_prefix()}:live:snapshot:{draft_id}")
+
+
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()
 
 

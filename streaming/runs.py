@@ -32,6 +32,11 @@ def _stop_key(lock_token: str) -> str:
     return f"run:stop:{lock_token}"
 
 
+def stop_key(draft_id: str) -> str:
+    """The cache key of a draft's stop flag, for code that removes everything of a draft."""
+    return _stop_key(draft_id)
+
+
 def launch[T](draft_id: str, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     """Run ``work`` in the background of this process; its failure is logged, not lost."""
     task = asyncio.create_task(work, name=f"page-run-{draft_id}")

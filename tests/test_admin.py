@@ -11,13 +11,14 @@ from django.urls import reverse
 
 from books import services
 from books.models import Book
+from tests.people import start_book_with_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def finished_book(user: Any, title: str, child_inputs: list[str]) -> Book:
-    draft = services.start_book(
-        user_id=user.pk,
+    draft = start_book_with_child(
+        user,
         characters=[("Mina", "a girl with a red umbrella")],
         page_count=len(child_inputs),
         language="en",

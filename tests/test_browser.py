@@ -300,8 +300,24 @@ def sign_up(page: Page, base_url: str, username: str, screenshot: str = "") -> N
     page.get_by_role("heading", name=f"Hello, {username}!").wait_for()
 
 
-def start_book(page: Page, pages: int = 3, screenshot: str = "") -> None:
+def add_first_child(page: Page, nickname: str = "Sunny", screenshot: str = "") -> None:
+    """A parent with no child yet is asked for one before the book's form."""
+    page.get_by_role("heading", name="First, who is making it with you?").wait_for()
+    page.fill("#id_nickname", nickname)
+    page.get_by_label("6–8 years").check()
+    if screenshot:
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    page.get_by_role("button", name="Add this child").click()
+    page.get_by_role("heading", name="Who is in your story?").wait_for()
+
+
+def start_book(page: Page, pages: int = 3, screenshot: str = "", child_screenshot: str = "") -> None:
+    """Start a book with the parent's child (added first if the parent has none yet)."""
     page.get_by_role("link", name="Start a book").click()
+    page.wait_for_url("**/new/")
+    if page.locator("#id_nickname").count():
+        add_first_child(page, screenshot=child_screenshot)
+    page.get_by_label("Sunny (6–8 years)").check()
     page.fill("#id_characters-0-name", "Mina")
     page.fill("#id_characters-0-description", "a girl with a red umbrella")
     page.fill("#id_characters-1-name", "Bori")
@@ -358,7 +374,8 @@ def streaming(badge_classes: str) -> bool:
 def test_a_family_makes_and_reads_a_whole_book(browser_page: Page, server: AppServer) -> None:
     page = browser_page
     sign_up(page, server.url, "mina-mum", screenshot="home-visitor.png")
-    start_book(page, screenshot="new-book.png")
+    start_book(page, screenshot="new-book.png", child_screenshot="add-child.png")
+    assert "with Sunny" in (page.locator(".book-head .eyebrow").text_content() or "")
     # The making page fetches itself again when a run ends: once per page, never in a loop.
     fetched_again: list[str] = []
     page.on(
@@ -400,6 +417,7 @@ def test_a_family_makes_and_reads_a_whole_book(browser_page: Page, server: AppSe
     page.get_by_role("link", name="Mina and the Dragon's Tea").click()
     cover = page.locator(".book-cover")
     assert "Mina" in cover.inner_text() and "Bori" in cover.inner_text()
+    assert "Made with Sunny" in cover.inner_text()
     expect_picture_shown(page, ".book-cover img")
     page.screenshot(path=str(ARTIFACTS / "reader-cover.png"), full_page=True)
 
@@ -416,7 +434,27 @@ def test_a_family_makes_and_reads_a_whole_book(browser_page: Page, server: AppSe
     page.get_by_role("link", name="The end — back to my books").click()
     page.get_by_role("heading", name="My books").wait_for()
     expect_picture_shown(page, ".book-tile img")
+    assert "Made with Sunny" in page.locator(".book-tile").inner_text()
     page.screenshot(path=str(ARTIFACTS / "my-books.png"), full_page=True)
+
+
+def test_a_parent_deletes_a_child_with_their_book_in_progress(browser_page: Page, server: AppServer) -> None:
+    page = browser_page
+    sign_up(page, server.url, "sunny-dad")
+    start_book(page, pages=2)
+    page.get_by_role("link", name="Children").click()
+    page.get_by_role("heading", name="Your children").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "children.png"), full_page=True)
+    page.get_by_role("link", name="Delete Sunny").click()
+    page.get_by_role("heading", name="Delete Sunny's profile?").wait_for()
+    assert "1 book in progress" in page.locator(".what-goes").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "delete-child.png"), full_page=True)
+    page.get_by_role("button", name="Yes, delete Sunny and everything").click()
+    page.get_by_text("Sunny's profile and 0 books were deleted.").wait_for()
+    assert page.get_by_role("heading", name="No children yet").is_visible()
+    page.get_by_role("link", name="My books").click()
+    page.get_by_role("heading", name="My books").wait_for()
+    assert page.get_by_role("link", name="Continue your book").count() == 0
 
 
 def test_the_story_and_the_picture_fill_their_tabs_at_the_same_time(

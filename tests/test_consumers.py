@@ -31,6 +31,7 @@ from streaming.consumers import CLOSE_NOT_SIGNED_IN, CLOSE_NOT_YOURS, PageConsum
 from streaming.live import Delta, LiveSnapshot, LocalHub
 from tests.fake_openai import FakeOpenAI, point_settings_at
 from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
+from tests.people import start_book_with_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -158,8 +159,8 @@ async def open_socket(draft_id: str, cookie: bytes) -> SocketView:
 
 
 async def a_book(user: Any) -> BookDraft:
-    return await sync_to_async(services.start_book)(
-        user_id=user.pk, characters=[("Mina", "a girl with a red umbrella")], page_count=3, language="en"
+    return await sync_to_async(start_book_with_child)(
+        user, characters=[("Mina", "a girl with a red umbrella")], page_count=3, language="en"
     )
 
 

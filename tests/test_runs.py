@@ -25,6 +25,7 @@ from streaming.live import Delta, LivePublisher, LiveSnapshot, RunState
 from streaming.sections import SectionStatus
 from tests.fake_openai import FakeOpenAI, point_settings_at, tiny_png
 from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
+from tests.people import start_book_with_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,8 +90,8 @@ def openai_storyteller(settings: Any, fake_openai: FakeOpenAI) -> Iterator[FakeO
 
 
 async def a_book(user: Any, pages: int = 3) -> BookDraft:
-    return await sync_to_async(services.start_book)(
-        user_id=user.pk, characters=[("Mina", "a girl with a red umbrella")], page_count=pages, language="en"
+    return await sync_to_async(start_book_with_child)(
+        user, characters=[("Mina", "a girl with a red umbrella")], page_count=pages, language="en"
     )
 
 

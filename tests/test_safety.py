@@ -35,6 +35,7 @@ from streaming.live import LiveSnapshot, RunState
 from streaming.sections import SectionStatus
 from tests.fake_openai import FakeOpenAI, point_settings_at
 from tests.live_fixtures import no_run_left_behind  # noqa: F401 - autouse for this module
+from tests.people import first_child, start_book_with_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,7 +102,7 @@ async def openai_everything(settings: Any, fake_openai: FakeOpenAI) -> AsyncIter
 
 
 def start(user: Any, pages: int = 3, characters: list[tuple[str, str]] = CHARACTERS) -> BookDraft:
-    return services.start_book(user_id=user.pk, characters=characters, page_count=pages, language="en")
+    return start_book_with_child(user, characters=characters, page_count=pages, language="en")
 
 
 async def astart(user: Any, pages: int = 3) -> BookDraft:
@@ -477,6 +478,7 @@ async def test_a_moderator_down_keeps_the_form_and_says_so(
 
 def test_flagged_characters_keep_the_new_book_form(parent_client: Client, parent: Any) -> None:
     data: dict[str, Any] = {
+        "child": first_child(parent).pk,
         "characters-TOTAL_FORMS": "6",
         "characters-INITIAL_FORMS": "0",
         "characters-MIN_NUM_FORMS": "0",
@@ -524,9 +526,7 @@ def test_a_flagged_page_edit_keeps_the_edit_form(parent_client: Client, parent: 
 def some_flags(parent: Any, other_parent: Any) -> Iterator[None]:
     start(parent)
     with pytest.raises(UnkindInput):
-        services.start_book(
-            user_id=other_parent.pk, characters=[("Ben", "a rude idiot")], page_count=2, language="en"
-        )
+        start_book_with_child(other_parent, characters=[("Ben", "a rude idiot")], page_count=2, language="en")
     draft = drafts.current(parent.pk)
     assert draft is not None
     for idea in ["the troll kills the goat", "phone 010-1234-5678"]:

@@ -17,6 +17,7 @@ from books.drafts import DraftExpired, DraftNotFound, GenerationLock
 from books.models import Book, Page
 from books.ports import AdapterError, StoryContext, StoryWriter
 from books.services import PageFailed
+from tests.people import start_book_with_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +31,7 @@ class BusyStoryWriter(StoryWriter):
 
 
 def start(user: Any, pages: int = 3) -> Any:
-    return services.start_book(user_id=user.pk, characters=CHARACTERS, page_count=pages, language="en")
+    return start_book_with_child(user, characters=CHARACTERS, page_count=pages, language="en")
 
 
 async def make(user: Any, draft_id: str, number: int, child_input: str = "they find a blue door") -> Any:
@@ -64,7 +65,7 @@ def test_one_book_in_progress_per_user(parent: Any, other_parent: Any) -> None:
 
 def test_start_book_refuses_bad_input_and_stores_nothing(parent: Any) -> None:
     with pytest.raises(InvalidBook):
-        services.start_book(user_id=parent.pk, characters=[("", "nameless")], page_count=3, language="en")
+        start_book_with_child(parent, characters=[("", "nameless")], page_count=3, language="en")
     assert drafts.current(parent.pk) is None
 
 

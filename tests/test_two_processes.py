@@ -20,10 +20,10 @@ import requests
 from django.conf import settings
 from django.test import Client
 
-from books import drafts, services
+from books import drafts
 from tests.conftest import USING_REDIS
 from tests.fake_openai import FakeOpenAI
-from tests.people import make_parent
+from tests.people import make_parent, start_book_with_child
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -141,8 +141,8 @@ async def test_a_run_started_through_one_process_streams_to_a_socket_on_the_othe
     maker, watcher = two_servers
     user = await sync_to_async(make_parent)("ada")
     cookies = await sync_to_async(signed_in)(user)
-    draft = await sync_to_async(services.start_book)(
-        user_id=user.pk, characters=[("Mina", "a girl with a red umbrella")], page_count=3, language="en"
+    draft = await sync_to_async(start_book_with_child)(
+        user, characters=[("Mina", "a girl with a red umbrella")], page_count=3, language="en"
     )
     fake_openai.script("chat", chunk_delay=0.03)  # the story streams slowly enough to be watched mid-way
 

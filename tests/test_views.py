@@ -27,7 +27,7 @@ from books.models import Book
 from books.ports import AdapterError, StoryContext, StoryWriter
 from streaming import runs
 from tests.conftest import USING_S3
-from tests.people import make_parent
+from tests.people import first_child, make_parent
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHARACTERS = [("Mina", "a girl with a red umbrella"), ("Bori", "a sleepy orange cat")]
@@ -91,9 +91,15 @@ async def no_run_left_behind() -> AsyncIterator[None]:
 
 
 def new_book_data(
-    characters: list[tuple[str, str]] = CHARACTERS, page_count: Any = 3, language: str = "en"
+    characters: list[tuple[str, str]] = CHARACTERS,
+    page_count: Any = 3,
+    language: str = "en",
+    *,
+    child: Any = None,
 ) -> dict[str, Any]:
+    """The new-book form as a browser posts it; ``child`` is a Child (or a raw id) to make it with."""
     data: dict[str, Any] = {
+        "child": getattr(child, "pk", child) if child is not None else "",
         "characters-TOTAL_FORMS": "6",
         "characters-INITIAL_FORMS": "0",
         "characters-MIN_NUM_FORMS": "0",
@@ -108,7 +114,8 @@ def new_book_data(
 
 
 def start_book(client: Client, user: Any, page_count: int = 3) -> str:
-    response = client.post(reverse("books:new"), new_book_data(page_count=page_count))
+    data = new_book_data(page_count=page_count, child=first_child(user))
+    response = client.post(reverse("books:new"), data)
     draft = drafts.current(user.pk)
     assert draft is not None
     assert response.status_code == 302
@@ -117,7 +124,8 @@ def start_book(client: Client, user: Any, page_count: int = 3) -> str:
 
 
 async def astart_book(client: AsyncClient, user: Any, page_count: int = 3) -> str:
-    response = await client.post(reverse("books:new"), new_book_data(page_count=page_count))
+    child = await sync_to_async(first_child)(user)
+    response = await client.post(reverse("books:new"), new_book_data(page_count=page_count, child=child))
     draft = await current_draft(user)
     assert draft is not None
     assert response.status_code == 302
@@ -314,7 +322,7 @@ def test_a_second_book_in_progress_is_refused_with_a_link_to_the_first(
     parent_client: Client, parent: Any
 ) -> None:
     draft_id = start_book(parent_client, parent)
-    data = new_book_data(characters=[("Tori", "a tiny bird")])
+    data = new_book_data(characters=[("Tori", "a tiny bird")], child=first_child(parent))
     response = parent_client.post(reverse("books:new"), data)
     assert response.status_code == 409
     page = text_of(response)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from books.domain import Language
+from books.domain import AgeBand, Language
 from books.ports import Illustrator, Picture, QuestionWriter, StoryContext, StoryWriter, WordExplainer
 
 PIECE_PAUSE_SECONDS = 0.02
@@ -70,9 +70,54 @@ _ENDINGS = {
         "And so {names} went home happy, knowing tomorrow would bring a new adventure. The end."
     ),
     Language.KOREAN: (
-        "그렇게 {names}은(는) 행복하게 집으로 돌아갔어요. 내일은 또 새로운 모험이 기다리고 있겠죠. 끝."
+        "그렇게 {names}은(는) 내일 기다리고 있을 새로운 모험을 꿈꾸며 행복하게 집으로 돌아갔어요. 끝."
     ),
 }
+_SENTENCE_END = re.compile(r"[.!?][”\"']?(?=\s|$)")
+
+# The youngest get a short page: the opening, then one of these little sentences.
+_LITTLE_LINES = {
+    Language.ENGLISH: [
+        "{hero} clapped and shouted hooray!",
+        "{hero} said “Wow!”",
+        "Splish, splash, {hero} laughed.",
+    ],
+    Language.KOREAN: [
+        "{hero}은(는) 짝짝짝 손뼉을 쳤어요.",
+        "{hero}이(가) “우아!” 하고 말했어요.",
+        "{hero}은(는) 깔깔 웃었어요.",
+    ],
+}
+_LITTLE_ENDINGS = {
+    Language.ENGLISH: "Everyone went home happy — the end.",
+    Language.KOREAN: "모두 행복하게 집에 갔어요, 끝.",
+}
+# The oldest get a longer page: more happens between the opening and the close.
+_MORE_MIDDLES = {
+    Language.ENGLISH: [
+        "The air shimmered with a curious, glittering light that nobody could quite explain.",
+        "Somewhere nearby, an enormous clock ticked patiently, as if it were waiting for something.",
+        "Their hearts thumped with excitement, because an extraordinary discovery felt very close.",
+    ],
+    Language.KOREAN: [
+        "공기 속에서 아무도 설명할 수 없는 신비로운 빛이 반짝반짝 일렁였어요.",
+        "근처 어딘가에서 커다란 시계가 무언가를 기다리듯 째깍째깍 울렸어요.",
+        "놀라운 발견이 바로 가까이에 있는 것 같아서 모두의 가슴이 두근두근 뛰었어요.",
+    ],
+}
+_MORE_DETAILS = {
+    Language.ENGLISH: [
+        "Together they whispered a plan, carefully deciding who would go first.",
+        "They noticed footprints leading towards the hill and wondered who had left them.",
+        "A gentle breeze carried the scent of warm bread and adventure.",
+    ],
+    Language.KOREAN: [
+        "모두 함께 속삭이며 누가 먼저 갈지 차근차근 계획을 세웠어요.",
+        "언덕 쪽으로 이어진 발자국을 보고, 누가 남긴 걸까 궁금해했어요.",
+        "부드러운 바람이 따뜻한 빵 냄새와 모험의 냄새를 실어 왔어요.",
+    ],
+}
+
 _QUESTIONS = {
     Language.ENGLISH: [
         "What do you think {hero} will find next?",
@@ -190,7 +235,6 @@ _KOREAN_PARTICLES = (
     "과",
 )
 _KOREAN_VERB_ENDINGS = ("요", "다", "죠", "고", "게", "며", "면", "서", "지만", "니다", "까", "한")
-MIN_WORDS, MAX_WORDS = 2, 3
 
 
 def _rng(context: StoryContext, purpose: str) -> random.Random:
@@ -226,19 +270,33 @@ async def _stream(text: str, rng: random.Random) -> AsyncIterator[str]:
 
 
 def offline_page_text(context: StoryContext) -> str:
+    """A page as long as the child's age band asks: two short sentences for 3–5, up to six for 9–10."""
     rng = _rng(context, "story")
     names = _names(context)
     child_input = context.child_input.strip().rstrip(".!?")
     hero, trait = _trait(context, rng)
-    sentences = [
-        rng.choice(_OPENINGS[context.language]).format(names=names, input=child_input),
-        rng.choice(_MIDDLES[context.language]).format(hero=hero, trait=trait),
-    ]
-    if context.is_last_page:
-        sentences.append(_ENDINGS[context.language].format(names=names))
+    language = context.language
+    opening = rng.choice(_OPENINGS[language]).format(names=names, input=child_input)
+    if context.age_band is AgeBand.THREE_TO_FIVE:
+        middles = [] if context.is_last_page else [rng.choice(_LITTLE_LINES[language]).format(hero=hero)]
+        closing = _LITTLE_ENDINGS[language] if context.is_last_page else ""
     else:
-        sentences.append(rng.choice(_CLOSINGS[context.language]))
-    return " ".join(sentences)
+        middles = [rng.choice(_MIDDLES[language]).format(hero=hero, trait=trait)]
+        if context.age_band is AgeBand.NINE_TO_TEN:
+            middles += [rng.choice(_MORE_MIDDLES[language]), rng.choice(_MORE_DETAILS[language])]
+        if context.is_last_page:
+            closing = _ENDINGS[language].format(names=names)
+        else:
+            closing = rng.choice(_CLOSINGS[language])
+    # Some openings and endings are two sentences: the middle gives way, never the story's shape.
+    _, most = context.age_band.sentences
+    while middles and sentence_count(" ".join([opening, *middles, closing])) > most:
+        middles.pop()
+    return " ".join(part for part in [opening, *middles, closing] if part)
+
+
+def sentence_count(text: str) -> int:
+    return len(_SENTENCE_END.findall(text.strip()))
 
 
 class OfflineStoryWriter(StoryWriter):
@@ -322,7 +380,8 @@ def offline_new_words(context: StoryContext, page_text: str) -> list[str]:
     order = list(range(len(unique)))
     rng.shuffle(order)
     ranked = sorted(order, key=lambda i: (0, 0) if unique[i][1] else (1, -len(unique[i][0])))
-    chosen = sorted(ranked[: rng.randint(MIN_WORDS, MAX_WORDS)])  # back in page order
+    fewest, most = context.age_band.new_words
+    chosen = sorted(ranked[: rng.randint(fewest, most)])  # back in page order
     fallback = _UNKNOWN_WORD[context.language]
     return [f"{unique[i][0]} — {unique[i][1] or fallback}" for i in chosen]
 
