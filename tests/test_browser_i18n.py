@@ -86,6 +86,10 @@ def test_a_korean_family_makes_a_page(browser_page: Page, server: AppServer) -> 
     page.get_by_role("heading", name="안녕하세요, mina-eomma 님!").wait_for()
 
     page.get_by_role("link", name="책 시작하기").click()
+    page.get_by_role("heading", name="먼저, 누구와 함께 만드나요?").wait_for()
+    page.fill("#id_nickname", "하늘")
+    page.get_by_label("6–8살").check()
+    page.get_by_role("button", name="이 아이 추가하기").click()
     page.get_by_role("heading", name="이야기에 누가 나올까요?").wait_for()
     page.fill("#id_characters-0-name", "미나")
     page.fill("#id_characters-0-description", "빨간 우산을 든 여자아이")

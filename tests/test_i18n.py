@@ -22,6 +22,7 @@ from books import drafts
 from books.domain import IllegalMove, InvalidBook, clean_title
 from streaming.consumers import language_of
 from streaming.sections import SectionStatus
+from tests.people import first_child
 from tests.test_views import new_book_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +144,9 @@ def test_django_s_own_form_errors_are_korean_too(client: Client) -> None:
 
 def test_form_errors_are_in_the_interface_language(parent_client: Client, parent: Any) -> None:
     korean(parent_client)
-    response = parent_client.post(reverse("books:new"), new_book_data(page_count=40))
+    response = parent_client.post(
+        reverse("books:new"), new_book_data(page_count=40, child=first_child(parent))
+    )
     assert response.status_code == 400
     assert "책은 많아야 16쪽까지 만들 수 있어요." in response.content.decode()
 
@@ -170,7 +173,7 @@ def test_a_domain_sentence_is_translated_when_shown_not_when_raised() -> None:
 
 def test_a_refused_move_is_explained_in_korean(parent_client: Client, parent: Any) -> None:
     korean(parent_client)
-    parent_client.post(reverse("books:new"), new_book_data(page_count=3))
+    parent_client.post(reverse("books:new"), new_book_data(page_count=3, child=first_child(parent)))
     draft = drafts.current(parent.pk)
     assert draft is not None
     response = parent_client.post(reverse("books:finish", args=[draft.draft_id]), {"title": "Too soon"})
@@ -186,25 +189,30 @@ def test_a_refused_move_is_explained_in_korean(parent_client: Client, parent: An
 
 def test_a_korean_interface_makes_an_english_story(parent_client: Client, parent: Any) -> None:
     korean(parent_client)
-    response = parent_client.post(reverse("books:new"), new_book_data(page_count=2, language="en"))
+    response = parent_client.post(
+        reverse("books:new"), new_book_data(page_count=2, language="en", child=first_child(parent))
+    )
     assert response.status_code == 302
     draft = drafts.current(parent.pk)
     assert draft is not None and draft.language.value == "en"
     page = parent_client.get(response["Location"]).content.decode()
     assert "2쪽 중 1쪽" in page  # the interface speaks Korean...
-    assert "만들고 있는 책 · 영어" in page  # ...about a story told in English
+    assert "Sunny하고 함께 만들고 있는 책 · 영어" in page  # ...about a story told in English
     assert 'lang="en"' in page
 
 
 def test_an_english_interface_makes_a_korean_story(parent_client: Client, parent: Any) -> None:
     response = parent_client.post(
-        reverse("books:new"), new_book_data(characters=[("미나", "빨간 우산")], page_count=2, language="ko")
+        reverse("books:new"),
+        new_book_data(
+            characters=[("미나", "빨간 우산")], page_count=2, language="ko", child=first_child(parent)
+        ),
     )
     assert response.status_code == 302
     draft = drafts.current(parent.pk)
     assert draft is not None and draft.language.value == "ko"
     page = parent_client.get(response["Location"]).content.decode()
-    assert "Page 1 of 2" in page and "Your book in progress · Korean (한국어)" in page
+    assert "Page 1 of 2" in page and "Your book in progress with Sunny · Korean (한국어)" in page
     assert 'lang="ko"' in page
 
 

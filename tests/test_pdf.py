@@ -14,6 +14,7 @@ from pypdf import PdfReader
 
 from books import services
 from books.models import Book
+from tests.people import start_book_with_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,9 +24,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 def finished_book(
     user: Any, *, title: str, language: str, characters: list[tuple[str, str]], inputs: list[str]
 ) -> Book:
-    draft = services.start_book(
-        user_id=user.pk, characters=characters, page_count=len(inputs), language=language
-    )
+    draft = start_book_with_child(user, characters=characters, page_count=len(inputs), language=language)
     for number, child_input in enumerate(inputs, start=1):
         async_to_sync(services.make_next_page)(
             user_id=user.pk, draft_id=draft.draft_id, page_number=number, child_input=child_input
