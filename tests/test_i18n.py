@@ -14,7 +14,7 @@ import polib
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.urls import reverse
 from django.utils import translation
 
@@ -23,7 +23,7 @@ from books.domain import IllegalMove, InvalidBook, clean_title
 from streaming.consumers import language_of
 from streaming.sections import SectionStatus
 from tests.people import first_child
-from tests.test_views import new_book_data
+from tests.test_views import amake_page, astart_book, current_draft, new_book_data
 
 ROOT = Path(__file__).resolve().parents[1]
 KO_PO = ROOT / "locale" / "ko" / "LC_MESSAGES" / "django.po"
@@ -246,3 +246,23 @@ def test_badges_are_translated_when_rendered() -> None:
         ]
     with translation.override("en"):
         assert SectionStatus.STREAMING.label == "Streaming"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_page_that_fails_says_so_in_the_language_of_whoever_made_it(
+    parent: Any, settings: Any
+) -> None:
+    """The reason is written while the page is made, in a run of its own: it keeps the
+    language of the request that started it."""
+    client = AsyncClient()
+    await client.aforce_login(parent)
+    client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = "ko"
+    draft_id = await astart_book(client, parent, page_count=2)
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "STORY_WRITER": "tests.test_views.SleepyStoryWriter"}
+    await amake_page(client, draft_id, 1, "고래가 노래해요")
+    draft = await current_draft(parent)
+    assert draft is not None
+    assert draft.last_error.startswith("1쪽을 만들지 못했어요(이야기: The storyteller fell asleep")
+    page = (await client.get(reverse("books:draft", args=[draft_id]))).content.decode()
+    assert "다시 해야 해요" in page  # the failed tab's badge
+    assert "이야기 다시 만들기" in page
