@@ -390,7 +390,15 @@ def seed_main(argv: Sequence[str]) -> None:
     existing = set(User.objects.filter(username__in=names).values_list("username", flat=True))
     User.objects.filter(username__in=existing).update(password=hashed)
     User.objects.bulk_create(User(username=name, password=hashed) for name in names if name not in existing)
-    print(json.dumps(names))
+    from families.models import Child
+
+    users = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
+    have_child = set(Child.objects.filter(parent_id__in=users.values()).values_list("parent_id", flat=True))
+    Child.objects.bulk_create(
+        Child(parent_id=pk, nickname="Sunny", age_band="6-8") for pk in users.values() if pk not in have_child
+    )
+    children = dict(Child.objects.filter(parent_id__in=users.values()).values_list("parent_id", "pk"))
+    print(json.dumps([[name, children[users[name]]] for name in names]))
 
 
 # ================================================================================================
@@ -405,6 +413,7 @@ DRAFT_URL = re.compile(r"/drafts/([0-9a-f]+)/")
 class ClientBook:
     index: int
     username: str
+    child: int
     token: str
     draft_id: str = ""
     post_status: int = 0
@@ -426,8 +435,8 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
     base: str = spec["base_url"]
     ws_base = base.replace("http://", "ws://")
     books = [
-        ClientBook(index=i, username=name, token=f"lwb-{spec['run']}-{i}")
-        for i, name in enumerate(spec["users"])
+        ClientBook(index=i, username=name, child=child, token=f"lwb-{spec['run']}-{i}")
+        for i, (name, child) in enumerate(spec["users"])
     ]
     https: dict[int, httpx2.AsyncClient] = {}
     sockets: dict[int, ClientConnection] = {}
@@ -465,6 +474,7 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
                     return
                 form = {
                     "csrfmiddlewaretoken": csrf(client),
+                    "child": str(book.child),
                     "page_count": "4",
                     "language": "en",
                     "characters-TOTAL_FORMS": "1",
@@ -529,7 +539,8 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
 
     # One page first, not measured: the first page after a start imports the OpenAI SDK and
     # warms every pool; its figures are reported apart as the cold start.
-    warm = ClientBook(index=-1, username=spec["warmup_user"], token=f"lwb-{spec['run']}w-0")
+    warm_name, warm_child = spec["warmup_user"]
+    warm = ClientBook(index=-1, username=warm_name, child=warm_child, token=f"lwb-{spec['run']}w-0")
     await set_up(warm)
     if warm.index in sockets:
         warm_listener = asyncio.create_task(listen(warm))

@@ -35,6 +35,14 @@ def book_for_reader(user: Any, book_id: int) -> Book:
     return get_object_or_404(books, pk=book_id)
 
 
+def own_book(user: Any, book_id: int) -> Book:
+    """A book of the user's own family (no staff exception: downloads are for the family); else a 404."""
+    books = Book.objects.prefetch_related(
+        "characters", Prefetch("pages", queryset=Page.objects.order_by("number"))
+    )
+    return get_object_or_404(books, pk=book_id, owner=user)
+
+
 def book_picture_name(user: Any, book_id: int, page_number: int) -> str:
     """The storage name of a page's picture, if the user may see the book; else a 404."""
     pages = Page.objects.filter(book_id=book_id, number=page_number).exclude(picture="")

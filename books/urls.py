@@ -20,5 +20,6 @@ urlpatterns = [
     path("drafts/<str:draft_id>/finish", views.finish, name="finish"),
     path("drafts/<str:draft_id>/discard", views.discard, name="discard"),
     path("<int:book_id>/", views.read_book, name="read"),
+    path("<int:book_id>/book.pdf", views.book_pdf, name="pdf"),
     path("<int:book_id>/pages/<int:number>/picture", views.book_picture, name="book_picture"),
 ]

@@ -28,12 +28,15 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from books import drafts, pictures, selectors, services
-from books.domain import MAX_CHILD_INPUT_LENGTH, BookDraft, BookState, DomainError
+from books import drafts, pdf, pictures, selectors, services
+from books.domain import MAX_CHILD_INPUT_LENGTH, BookDraft, BookState, DomainError, Language
 from books.drafts import DraftExpired, DraftNotFound
 from books.forms import (
     CHARACTER_ROWS_SHOWN,
@@ -149,7 +152,9 @@ def new_book(request: FamilyRequest) -> HttpResponse:
         # A book is made with a child: add one first (nothing typed yet, so nothing is lost).
         context = {"child_form": ChildForm(parent=request.user), "current_draft": None}
         return render(request, "books/new_book.html", context, status=200 if data is None else 400)
-    book_form = NewBookForm(data, children=children)
+    # A new story starts in the interface's language; the family can pick the other one.
+    initial = {"language": story_language_for(get_language())}
+    book_form = NewBookForm(data, children=children, initial=initial)
     characters = CharacterFormSet(data, prefix="characters")
     if data is None:
         return _new_book_page(request, book_form, characters)
@@ -167,6 +172,12 @@ def new_book(request: FamilyRequest) -> HttpResponse:
         # Shown above the form, which keeps everything that was typed.
         return _new_book_page(request, book_form, characters, error=str(error), status=error.status)
     return redirect("books:draft", draft_id=draft.draft_id)
+
+
+def story_language_for(interface_language: str | None) -> str:
+    """The story language matching an interface language, English when there is none."""
+    code = (interface_language or "").split("-")[0]
+    return code if code in {language.value for language in Language} else Language.ENGLISH.value
 
 
 def _new_book_page(
@@ -481,6 +492,26 @@ def _page_number(raw: str | None, page_total: int) -> int:
     except ValueError:
         return 0
     return min(max(number, 0), page_total)
+
+
+@login_required
+def book_pdf(request: FamilyRequest, book_id: int) -> HttpResponse:
+    """The finished book as a PDF with its pictures, for its own family only."""
+    book = selectors.own_book(request.user, book_id)
+    try:
+        document = pdf.book_pdf(book)
+    except pdf.FontMissing:
+        context = {
+            "message": _("Books can't be made into PDFs on this server yet (a font is missing)."),
+            "status": 503,
+        }
+        context.update(back_url=book.get_absolute_url(), back_label=_("Back to the book"))
+        return render(request, "error.html", context, status=503)
+    filename = f"{slugify(book.title, allow_unicode=True) or f'book-{book.pk}'}.pdf"
+    response = HttpResponse(document, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
+    patch_cache_control(response, private=True)
+    return response
 
 
 @login_required

@@ -232,6 +232,9 @@ LITTLEWRITER: dict[str, Any] = {
     "OPENAI_IMAGE_QUALITY": env_str("LW_IMAGE_QUALITY", "low"),
     "OPENAI_TIMEOUT_SECONDS": env_float("LW_OPENAI_TIMEOUT", 60.0),
     "OPENAI_MAX_RETRIES": env_int("LW_OPENAI_MAX_RETRIES", 2),
+    # The Unicode TrueType font embedded in book PDFs (Hangul and Latin); Debian's fonts-nanum.
+    "PDF_FONT": env_str("LW_PDF_FONT", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf"),
+    "PDF_BOLD_FONT": env_str("LW_PDF_BOLD_FONT", "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf"),
 }
 
 LOGGING = {

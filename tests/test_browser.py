@@ -199,7 +199,7 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path, 
         try:
             requests.get(url + "/", timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a slow first answer
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {seconds} s:\n{log_tail(log)}")
 
