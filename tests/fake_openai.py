@@ -279,19 +279,27 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_moderation(self, body: dict[str, Any], reply: Reply) -> None:
         raw = body.get("input", "")
         inputs = raw if isinstance(raw, list) else [raw]
-        flagged = set(reply.flagged or ())
-        result = {
-            "flagged": bool(flagged),
-            "categories": {name: name in flagged for name in MODERATION_CATEGORIES},
-            "category_scores": {name: 0.9 if name in flagged else 0.001 for name in MODERATION_CATEGORIES},
-            "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
-        }
+
+        def result(text: Any) -> dict[str, Any]:
+            # A script with ``when`` flags only the inputs that carry its text, as the real
+            # endpoint judges each input of a batch on its own.
+            applies = reply.when is None or reply.when.lower() in str(text).lower()
+            flagged = set(reply.flagged or ()) if applies else set()
+            return {
+                "flagged": bool(flagged),
+                "categories": {name: name in flagged for name in MODERATION_CATEGORIES},
+                "category_scores": {
+                    name: 0.9 if name in flagged else 0.001 for name in MODERATION_CATEGORIES
+                },
+                "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+            }
+
         self._send_json(
             200,
             {
                 "id": "modr-fake",
                 "model": body.get("model", "omni-moderation-latest"),
-                "results": [result for _ in inputs],
+                "results": [result(text) for text in inputs],
             },
         )
 

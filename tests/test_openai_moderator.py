@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -84,3 +85,19 @@ async def test_a_permanent_failure_is_not_retried(server: FakeOpenAI) -> None:
     with pytest.raises(AdapterError, match="key was not accepted"):
         await OpenAIModerator().check_patiently("a kite", language=Language.ENGLISH, attempts=3, backoff=0.01)
     assert len(server.requests_to("moderations")) == 1
+
+
+async def test_checks_that_queue_up_share_requests_and_each_text_gets_its_own_verdict(
+    server: FakeOpenAI,
+) -> None:
+    server.script("moderations", flagged=["violence"], when="dragon")
+    texts = [f"Page {n}: the fox found a shell." for n in range(30)] + ["The dragon bit the king."]
+    moderator = OpenAIModerator()
+
+    verdicts = await asyncio.gather(*(moderator.check(text, language=Language.ENGLISH) for text in texts))
+
+    assert [v.flagged for v in verdicts] == [False] * 30 + [True]
+    assert Concern.VIOLENCE.value in verdicts[-1].categories
+    requests = server.requests_to("moderations")
+    assert sorted(text for body in requests for text in body["input"]) == sorted(texts)
+    assert len(requests) < len(texts)

@@ -347,7 +347,7 @@ async def test_openai_a_flagged_question_fails_alone_and_is_asked_again(
 
     assert made.pages[0].text == story
     assert made.pages[0].question.endswith("?") and "shoot" not in made.pages[0].question
-    checked = [body["input"] for body in fake.requests_to("moderations")]
+    checked = [text for body in fake.requests_to("moderations") for text in body["input"]]
     # The characters when the book began, then the child's words before anything was made.
     assert checked[:2] == [
         "Mina: a girl with a red umbrella\nBori: a sleepy orange cat",
@@ -370,7 +370,8 @@ async def test_openai_moderator_down_on_the_story_shows_none_of_it(
     snapshot = await snapshot_of(draft)
     assert snapshot.sections["story"].status is SectionStatus.UNHEALTHY
     assert snapshot.sections["story"].text == ""
-    assert len([b for b in fake.requests_to("moderations") if "found a shell" in b["input"]]) == 3
+    tries = [b for b in fake.requests_to("moderations") if any("found a shell" in t for t in b["input"])]
+    assert len(tries) == 3
 
 
 async def test_an_idea_that_asks_to_break_the_rules_stays_story_material(
