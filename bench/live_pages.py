@@ -236,7 +236,9 @@ class Upstream:
         """Nothing is ever flagged: the bench measures the checks' cost, not their verdicts."""
         await _sleep_until(received + MODERATION_SECONDS)
         result = {"flagged": False, "categories": {}, "category_scores": {}}
-        payload = {"id": "modr-bench", "model": body.get("model", "bench"), "results": [result]}
+        texts = body.get("input", "")
+        count = len(texts) if isinstance(texts, list) else 1
+        payload = {"id": "modr-bench", "model": body.get("model", "bench"), "results": [result] * count}
         _write_response(writer, 200, json.dumps(payload).encode())
         await writer.drain()
 
