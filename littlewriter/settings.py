@@ -14,7 +14,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from littlewriter.env import env_bool, env_float, env_int, env_list, env_str
+from littlewriter.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LW_VAR_DIR", str(BASE_DIR / "var")))
@@ -232,6 +232,8 @@ LITTLEWRITER: dict[str, Any] = {
     "OPENAI_IMAGE_QUALITY": env_str("LW_IMAGE_QUALITY", "low"),
     "OPENAI_TIMEOUT_SECONDS": env_float("LW_OPENAI_TIMEOUT", 60.0),
     "OPENAI_MAX_RETRIES": env_int("LW_OPENAI_MAX_RETRIES", 2),
+    # The SDK's HTTP layer: "aiohttp" (its openai[aiohttp] option, cheaper per chunk) or "httpx".
+    "OPENAI_HTTP_CLIENT": env_choice("LW_OPENAI_HTTP", "aiohttp", ("aiohttp", "httpx")),
     # The Unicode TrueType font embedded in book PDFs (Hangul and Latin); Debian's fonts-nanum.
     "PDF_FONT": env_str("LW_PDF_FONT", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf"),
     "PDF_BOLD_FONT": env_str("LW_PDF_BOLD_FONT", "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf"),

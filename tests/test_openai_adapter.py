@@ -24,6 +24,13 @@ from tests.fake_openai import FakeOpenAI, point_settings_at
 BUSY = "The storyteller is busy right now (too many requests); try again in a moment."
 
 
+@pytest.fixture(autouse=True, params=["aiohttp", "httpx"])
+def http_layer(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Every test runs on both of the SDK's HTTP layers: aiohttp (the default) and httpx2."""
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "OPENAI_HTTP_CLIENT": request.param}
+    return str(request.param)
+
+
 def make_context(**changes: Any) -> StoryContext:
     values: dict[str, Any] = {
         "characters": (

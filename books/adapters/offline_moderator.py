@@ -38,10 +38,17 @@ def _korean(*stems: str) -> str:
 class Rule:
     concern: Concern
     pattern: re.Pattern[str]
+    needs: re.Pattern[str] | None = None
+    """A cheap search that must succeed for the pattern to be worth running at all."""
+
+    def finds(self, text: str) -> list[str]:
+        if self.needs is not None and not self.needs.search(text):
+            return []
+        return [match.group(0).strip() for match in self.pattern.finditer(text)]
 
 
-def _rule(concern: Concern, *patterns: str) -> Rule:
-    return Rule(concern, re.compile("|".join(patterns), re.IGNORECASE))
+def _rule(concern: Concern, *patterns: str, needs: str | None = None) -> Rule:
+    return Rule(concern, re.compile("|".join(patterns), re.IGNORECASE), re.compile(needs) if needs else None)
 
 
 RULES: tuple[Rule, ...] = (
@@ -119,6 +126,9 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         Concern.PERSONAL_DETAILS,
+        # Every pattern of this rule has an @ or a digit; stories mostly have neither, and the
+        # phone pattern's look-ahead at every position made this the costliest rule of all
+        # (every sentence of every page is read, bench/README.md).
         # An e-mail address.
         r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
         # A phone number: nine to fifteen digits, either in groups (010-1234-5678, (555) 123 4567,
@@ -133,19 +143,25 @@ RULES: tuple[Rule, ...] = (
         # not addresses: a counter word (시, 번, 명...) after the number says so.
         r"[가-힣]{2,}(?:로|길)\s*\d{1,4}(?:-\d{1,4})?(?!\d)(?!\s*" + _KOREAN_COUNTERS + ")",
         r"\d+\s*동\s*\d+\s*호",
+        needs=r"[\d@]",
+    ),
+    _rule(
+        Concern.PERSONAL_DETAILS,
         _english(r"my\s+address\s+is", r"i\s+live\s+at"),
         _korean(r"주소는", r"우리\s*집\s*주소", r"전화번호는"),
     ),
 )
 
 
-def find_concerns(text: str) -> dict[Concern, list[str]]:
-    """Each concern found in ``text`` with the words that raised it, in rule order."""
+def find_concerns(text: str, *, only: Concern | None = None) -> dict[Concern, list[str]]:
+    """Each concern found in ``text`` with the words that raised it, in rule order (or ``only`` one)."""
     # NFKC folds full-width letters and digits (ｋｉｌｌ, ０１０) into the plain ones.
     normalised = unicodedata.normalize("NFKC", text)
     found: dict[Concern, list[str]] = {}
     for rule in RULES:
-        matches = [match.group(0).strip() for match in rule.pattern.finditer(normalised)]
+        if only is not None and rule.concern is not only:
+            continue
+        matches = rule.finds(normalised)
         if matches:
             found.setdefault(rule.concern, []).extend(matches)
     return found
