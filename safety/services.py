@@ -101,6 +101,8 @@ async def ascreen_input(
 ) -> None:
     """``screen_input`` for async code."""
     verdict, moderator_name = await _verdict(text, language)
+    if not verdict.flagged:
+        return  # nothing to record: no trip to a database thread
     await sync_to_async(_hold_back_if_flagged)(
         user_id=user_id,
         draft_id=draft_id,
