@@ -46,17 +46,18 @@ INSTALLED_APPS = [
     "families",
 ]
 
+# Django's own middleware, marked to run in the request's thread (littlewriter/middleware.py).
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "littlewriter.middleware.SecurityMiddleware",
+    "littlewriter.middleware.SessionMiddleware",
     # After sessions, before common: picks the interface language (cookie, then Accept-Language).
-    "django.middleware.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    "littlewriter.middleware.LocaleMiddleware",
+    "littlewriter.middleware.CommonMiddleware",
+    "littlewriter.middleware.CsrfViewMiddleware",
+    "littlewriter.middleware.AuthenticationMiddleware",
+    "littlewriter.middleware.MessageMiddleware",
+    "littlewriter.middleware.XFrameOptionsMiddleware",
+    "littlewriter.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "littlewriter.urls"

@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.cache import cache
+from django.db import connections
 
 from books.drafts import LOCK_SECONDS, GenerationLock
 
@@ -39,10 +41,30 @@ def stop_key(draft_id: str) -> str:
 
 def launch[T](draft_id: str, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     """Run ``work`` in the background of this process; its failure is logged, not lost."""
-    task = asyncio.create_task(work, name=f"page-run-{draft_id}")
+    task = asyncio.create_task(_in_its_own_thread(work), name=f"page-run-{draft_id}")
     _running[draft_id] = task
     task.add_done_callback(lambda finished: _forget(draft_id, finished))
     return task
+
+
+async def _in_its_own_thread[T](work: Coroutine[Any, Any, T]) -> T:
+    """``work`` with its synchronous calls (cache, database) in one thread of its own.
+
+    The run outlives the request that started it, and it inherited that request's context:
+    left alone, its ``sync_to_async`` calls would go to the request's thread once the
+    request is over, which asgiref refuses (or to a new thread per call site). A thread of
+    the run's own keeps its calls in order, one at a time, as a request's are; its database
+    connection is closed when the run ends.
+    """
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-run")
+    try:
+        async with ThreadSensitiveContext(executor=thread):
+            try:
+                return await work
+            finally:
+                await sync_to_async(connections.close_all)()
+    finally:
+        thread.shutdown(wait=False)
 
 
 def _forget(draft_id: str, task: asyncio.Task[Any]) -> None:

@@ -1,0 +1,64 @@
+"""Django's middleware, run in the request's worker thread instead of hopping to it per hook.
+
+Under ASGI an async-capable ``MiddlewareMixin`` middleware calls each of its sync hooks
+through ``sync_to_async``: with the nine below that is about fourteen trips between the event
+loop and the request's thread for every request, each a wake-up of both and a handful of
+Python frames on the loop that every live page shares. Marked sync-only, Django runs the
+whole chain in the request's thread after one trip (``BaseHandler.load_middleware``), and
+only the view itself goes back to the loop when it is async. Behaviour is unchanged: these
+are the same classes, told to take Django's other supported path. Measured in
+bench/README.md.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.middleware import AuthenticationMiddleware as _Authentication
+from django.contrib.messages.middleware import MessageMiddleware as _Messages
+from django.contrib.sessions.middleware import SessionMiddleware as _Sessions
+from django.middleware.clickjacking import XFrameOptionsMiddleware as _XFrameOptions
+from django.middleware.common import CommonMiddleware as _Common
+from django.middleware.csrf import CsrfViewMiddleware as _Csrf
+from django.middleware.locale import LocaleMiddleware as _Locale
+from django.middleware.security import SecurityMiddleware as _Security
+from django_htmx.middleware import HtmxMiddleware as _Htmx
+
+
+class _InTheRequestThread:
+    sync_capable = True
+    async_capable = False
+
+
+class SecurityMiddleware(_InTheRequestThread, _Security):
+    pass
+
+
+class SessionMiddleware(_InTheRequestThread, _Sessions):
+    pass
+
+
+class LocaleMiddleware(_InTheRequestThread, _Locale):
+    pass
+
+
+class CommonMiddleware(_InTheRequestThread, _Common):
+    pass
+
+
+class CsrfViewMiddleware(_InTheRequestThread, _Csrf):
+    pass
+
+
+class AuthenticationMiddleware(_InTheRequestThread, _Authentication):
+    pass
+
+
+class MessageMiddleware(_InTheRequestThread, _Messages):
+    pass
+
+
+class XFrameOptionsMiddleware(_InTheRequestThread, _XFrameOptions):
+    pass
+
+
+class HtmxMiddleware(_InTheRequestThread, _Htmx):
+    pass
