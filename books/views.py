@@ -209,7 +209,9 @@ def _new_book_page(
 @shows_domain_errors
 def draft_page(request: FamilyRequest, draft_id: str) -> HttpResponse:
     draft, snapshot = services.live_page(user_id=request.user.pk, draft_id=draft_id)
-    return making_page(request, draft, snapshot=snapshot)
+    # htmx fetches the book again when a run ends and swaps in #book only: the rest of the page
+    # (header, menus) is neither needed nor rendered, which was half of that request's work.
+    return making_page(request, draft, snapshot=snapshot, only_the_book=bool(request.htmx))
 
 
 def making_page(
@@ -221,6 +223,7 @@ def making_page(
     write_form: PageTextForm | None = None,
     refusal: str = "",
     status: int = 200,
+    only_the_book: bool = False,
 ) -> HttpResponse:
     if child_form is None and write_form is None:
         child_form, write_form = _forms_keeping_failed_input(draft)
@@ -242,7 +245,8 @@ def making_page(
         "refusal": refusal,
         "usage": usage_selectors.draft_usage(user_id=draft.owner_id, draft_id=draft.draft_id),
     }
-    return render(request, "books/making.html", context, status=status)
+    template = "books/making.html#book" if only_the_book else "books/making.html"
+    return render(request, template, context, status=status)
 
 
 def _child_of(draft: BookDraft) -> Any:
