@@ -79,6 +79,11 @@ PASSWORD = "bench-password-4711"
 SETUP_CONCURRENCY = 16
 SETTLE_SECONDS = 1.0
 COMPLETION_DEADLINE = SLOWEST_CHAIN + 60.0
+# Steady arrivals: N books live at once means a page starts every chain / N seconds (Little's
+# law). Three chains of arrivals: the first fills the server up, the middle one is measured
+# (every one of its pages lives entirely while N are live), the last keeps it full meanwhile.
+STEADY_ROUNDS = 3
+ARRIVALS = ("steady", "burst")
 TEXT_SECTIONS = ("story", "question", "new_words")
 BOOK_TOKEN = re.compile(r"lwb-[0-9a-z]+-\d+")
 
@@ -417,6 +422,9 @@ class ClientBook:
     username: str
     child: int
     token: str
+    offset: float = 0.0
+    """Seconds after the make phase starts at which this book presses "make page"."""
+    measured: bool = True
     draft_id: str = ""
     post_status: int = 0
     post_sent: float = 0.0
@@ -437,8 +445,17 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
     base: str = spec["base_url"]
     ws_base = base.replace("http://", "ws://")
     books = [
-        ClientBook(index=i, username=name, child=child, token=f"lwb-{spec['run']}-{i}")
-        for i, (name, child) in enumerate(spec["users"])
+        ClientBook(
+            index=i,
+            username=name,
+            child=child,
+            token=f"lwb-{spec['run']}-{i}",
+            offset=float(offset),
+            measured=bool(measured),
+        )
+        for i, ((name, child), offset, measured) in enumerate(
+            zip(spec["users"], spec["offsets"], spec["measured"], strict=True)
+        )
     ]
     https: dict[int, httpx2.AsyncClient] = {}
     sockets: dict[int, ClientConnection] = {}
@@ -519,14 +536,28 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
                 state = RUN_STATE.search(text)
                 if state and state.group(1) != "running" and book.post_sent and arrived >= book.post_sent:
                     book.done_at, book.end_state = arrived, state.group(1)
+                    await fetch_book(book)
                     return
             book.errors.append("socket closed before the page was complete")
         except ConnectionClosed as closed:
             book.close_code = closed.rcvd.code if closed.rcvd else None
             book.errors.append(f"socket closed before the page was complete (code {book.close_code})")
 
-    async def make(book: ClientBook) -> None:
+    async def fetch_book(book: ClientBook) -> None:
+        """What the browser does when a run ends: htmx fetches the making page again (after 400 ms)."""
+        await asyncio.sleep(0.4)
+        try:
+            response = await https[book.index].get(
+                f"/drafts/{book.draft_id}/", headers={"HX-Request": "true"}
+            )
+            expect(book, "page after the run", response, 200)
+        except Exception as error:
+            book.errors.append(f"page after the run: {type(error).__name__}: {error}")
+
+    async def make(book: ClientBook, start: float | None = None) -> None:
         client = https[book.index]
+        if start is not None:
+            await _sleep_until(start + book.offset)
         book.post_sent = now()
         try:
             response = await client.post(
@@ -568,8 +599,30 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
     profiled = int(spec.get("profile_pid") or 0)
     if profiled:
         os.kill(profiled, signal.SIGUSR1)
+    spy = None
+    if spec.get("py_spy"):
+        # Samples only while holding the GIL: where the server's one core of Python goes.
+        spy = await asyncio.create_subprocess_exec(
+            *[
+                spec["py_spy"],
+                "record",
+                "--pid",
+                str(spec["server_pid"]),
+                "--gil",
+                "--threads",
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                spec["py_spy_out"],
+            ],
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
     make_started = now()
-    await asyncio.gather(*(make(book) for book in ready))
+    await asyncio.gather(*(make(book, make_started) for book in ready))
     posted = now()
     pending: set[asyncio.Task[None]] = set()
     if listeners:
@@ -580,6 +633,9 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
     make_ended = now()
     if profiled:
         os.kill(profiled, signal.SIGUSR2)
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await asyncio.wait_for(spy.wait(), 30)
 
     async def close(index: int) -> None:
         with contextlib.suppress(Exception):
@@ -1025,6 +1081,7 @@ def describe_mismatch(seen: str, sent: str) -> str:
 
 def analyse(
     config: str,
+    arrival: str,
     books_wanted: int,
     clients: dict[str, Any],
     upstream: dict[tuple[str, str], dict[str, Any]],
@@ -1032,22 +1089,30 @@ def analyse(
     rss_mb: float,
     server_log: str,
 ) -> dict[str, Any]:
+    # Every book is checked for lost or repeated text and for errors; the timings, CPU and frame
+    # rates are those of the measured books (all of them in a burst, the middle round when steady).
+    every: list[BookFigures] = []
     figures: list[BookFigures] = []
-    frames_total = 0
+    measured_books: list[dict[str, Any]] = []
+    arrivals: list[float] = []
     starts: list[float] = []
     ends: list[float] = []
     for book in clients["books"]:
         figure = BookFigures(errors=list(book["errors"]))
-        figures.append(figure)
+        every.append(figure)
+        if book.get("measured", True):
+            figures.append(figure)
+            measured_books.append(book)
         if not book["post_sent"]:
             continue
         messages = [(float(t), str(m)) for t, m in book["messages"] if t >= book["post_sent"]]
+        arrivals.extend(t for t, _ in messages)
         # A book that never completes ends with its last frame (or its POST), not at the deadline.
         book["end"] = book["done_at"] or max([book["post_done"], *(t for t, _ in messages)])
-        starts.append(book["post_sent"])
-        ends.append(book["end"])
+        if book.get("measured", True):
+            starts.append(book["post_sent"])
+            ends.append(book["end"])
         figure.frames = len(messages)
-        frames_total += len(messages)
         if book["post_done"]:
             figure.post_seconds = book["post_done"] - book["post_sent"]
         texts, first_story, figure.snapshots, story_lengths = assemble(messages)
@@ -1073,7 +1138,17 @@ def analyse(
     start = min(starts) if starts else clients["make_started"]
     end = max(ends) if ends else clients["make_ended"]
     window = max(end - start, 1e-9)
+    frames_total = sum(1 for t in arrivals if start <= t <= end)
     server_cpu, server_peak = sampler.usage("server", start, end)
+    # The server's CPU per page over the whole make phase, every book's page counted: what a
+    # page costs, whether or not the process was saturated.
+    phase_cpu, _ = sampler.usage("server", clients["make_started"], clients["make_ended"])
+    pages_made = sum(1 for book in clients["books"] if book["end_state"] == "complete")
+    cpu_per_page = (
+        10 * phase_cpu * (clients["make_ended"] - clients["make_started"]) / pages_made
+        if pages_made
+        else float("nan")
+    )
     upstream_cpu, _ = sampler.usage("upstream", start, end)
     clients_cpu, _ = sampler.usage("clients", start, end)
     machine_cpu, _ = sampler.usage("machine", start, end)
@@ -1088,7 +1163,7 @@ def analyse(
     pictures_late = [v["late"] for v in books_upstream if v["section"] == "picture"]
     per_book_rates = [
         f.frames / max(book["end"] - book["post_sent"], 1e-9)
-        for f, book in zip(figures, clients["books"], strict=True)
+        for f, book in zip(figures, measured_books, strict=True)
         if book["post_sent"]
     ]
     warm = clients["warmup"]
@@ -1100,6 +1175,7 @@ def analyse(
     )
     return {
         "config": config,
+        "arrival": arrival,
         "books": books_wanted,
         "cold_post_ms": cold_post,
         "cold_completion_ms": cold_completion,
@@ -1124,16 +1200,18 @@ def analyse(
         "frames_per_book_second": sum(per_book_rates) / max(len(per_book_rates), 1),
         "server_cpu_pct": server_cpu,
         "server_cpu_peak_pct": server_peak,
+        "server_cpu_ms_per_page": cpu_per_page,
         "upstream_cpu_pct": upstream_cpu,
         "clients_cpu_pct": clients_cpu,
         "others_cpu_pct": max(machine_cpu - server_cpu - upstream_cpu - clients_cpu, 0.0),
         "peak_rss_mb": rss_mb,
-        "lost_or_duplicated": sum(1 for f in figures if f.mismatches),
-        "books_checked": sum(1 for f in figures if f.texts_checked == len(TEXT_SECTIONS)),
-        "mismatches": {f"book {i}": f.mismatches for i, f in enumerate(figures) if f.mismatches},
-        "resyncs": sum(max(f.snapshots - 1, 0) for f in figures),
-        "errors": sum(len(f.errors) for f in figures),
-        "error_samples": sorted({e for f in figures for e in f.errors})[:10],
+        "lost_or_duplicated": sum(1 for f in every if f.mismatches),
+        "books_checked": sum(1 for f in every if f.texts_checked == len(TEXT_SECTIONS)),
+        "books_started": len(every),
+        "mismatches": {f"book {i}": f.mismatches for i, f in enumerate(every) if f.mismatches},
+        "resyncs": sum(max(f.snapshots - 1, 0) for f in every),
+        "errors": sum(len(f.errors) for f in every),
+        "error_samples": sorted({e for f in every for e in f.errors})[:10],
         "upstream_first_chunk_late_max_ms": 1000 * max(late, default=0.0),
         "upstream_picture_late_max_ms": 1000 * max(pictures_late, default=0.0),
         "set_up_seconds": clients["set_up_seconds"],
@@ -1155,6 +1233,21 @@ def read_upstream_log(path: Path, run: str) -> dict[tuple[str, str], dict[str, A
     return found
 
 
+def arrival_plan(arrival: str, books: int) -> tuple[list[float], list[bool]]:
+    """When each book presses "make page" (seconds into the make phase) and whether it is measured.
+
+    ``burst``: all ``books`` at the same moment, all measured. ``steady``: ``books`` live at
+    once, a page starting every chain / books seconds for three chains, the middle one measured.
+    """
+    if arrival == "burst" or books == 1:
+        return [0.0] * books, [True] * books
+    gap = SLOWEST_CHAIN / books
+    total = books * STEADY_ROUNDS
+    offsets = [i * gap for i in range(total)]
+    measured = [books <= i < 2 * books for i in range(total)]
+    return offsets, measured
+
+
 def run_once(
     config: str,
     books: int,
@@ -1163,8 +1256,11 @@ def run_once(
     upstream_pid: int,
     upstream_log: Path,
     profile: bool = False,
+    arrival: str = "steady",
+    py_spy: str = "",
 ) -> dict[str, Any]:
-    run = f"{config[0]}{books}x{secrets.token_hex(3)}"
+    run = f"{config[0]}{books}{arrival[0]}x{secrets.token_hex(3)}"
+    offsets, measured = arrival_plan(arrival, books)
     run_dir = workdir / run
     run_dir.mkdir(parents=True)
     var_dir = run_dir / "var"
@@ -1175,7 +1271,9 @@ def run_once(
         run_quietly([PYTHON, "manage.py", "createcachetable"], env, 120, "createcachetable")
     else:
         forget_redis_keys()
-    users = json.loads(run_quietly([PYTHON, SELF, "_seed", "--count", str(books + 1)], env, 600, "seed"))
+    users = json.loads(
+        run_quietly([PYTHON, SELF, "_seed", "--count", str(len(offsets) + 1)], env, 600, "seed")
+    )
 
     port = free_port()
     base_url = f"http://{HOST}:{port}"
@@ -1205,8 +1303,13 @@ def run_once(
             "users": users[1:],
             "warmup_user": users[0],
             "run": run,
-            "deadline": COMPLETION_DEADLINE,
+            "deadline": COMPLETION_DEADLINE + max(offsets),
             "profile_pid": server.pid if profile else 0,
+            "server_pid": server.pid,
+            "py_spy": py_spy,
+            "py_spy_out": str(run_dir / "py-spy.txt"),
+            "offsets": offsets,
+            "measured": measured,
         }
         spec_path, out_path = run_dir / "spec.json", run_dir / "clients.json"
         spec_path.write_text(json.dumps(spec))
@@ -1220,7 +1323,7 @@ def run_once(
         )
         sampler.add("clients", client_process.pid)
         try:
-            client_process.wait(timeout=600 + books * 2 + COMPLETION_DEADLINE)
+            client_process.wait(timeout=600 + len(offsets) * 2 + COMPLETION_DEADLINE + max(offsets))
         except subprocess.TimeoutExpired:
             client_process.kill()
             client_process.wait(timeout=10)
@@ -1241,6 +1344,7 @@ def run_once(
     clients = json.loads(out_path.read_text())
     figures = analyse(
         config,
+        arrival,
         books,
         clients,
         read_upstream_log(upstream_log, run),
@@ -1252,6 +1356,8 @@ def run_once(
     figures["run_dir"] = str(run_dir)
     if profile:
         figures["profile"] = str(run_dir / "profile.txt")
+    if py_spy:
+        figures["profile"] = str(run_dir / "py-spy.txt")
     return figures
 
 
@@ -1273,6 +1379,7 @@ COLUMNS = [
     ("/book", "frames_per_book_second", "{:.1f}"),
     ("cpu %", "server_cpu_pct", "{:.0f}"),
     ("peak %", "server_cpu_peak_pct", "{:.0f}"),
+    ("ms/page", "server_cpu_ms_per_page", "{:.1f}"),
     ("rss MB", "peak_rss_mb", "{:.0f}"),
     ("lost/dup of", "", ""),
     ("resync", "resyncs", "{:d}"),
@@ -1303,9 +1410,11 @@ def print_table(config: str, rows: list[dict[str, Any]]) -> None:
     headers = [name for name, _, _ in COLUMNS]
     body = [format_row(row) for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
+    steady = config.endswith("steady")
     print(
         f"\n{config}  (slowest chain {1000 * SLOWEST_CHAIN:.0f} ms;"
-        " completion is minus the chain, first delta minus the upstream's first chunk)"
+        " completion is minus the chain, first delta minus the upstream's first chunk"
+        + ("; books = live at once, the middle of three rounds measured)" if steady else ")")
     )
     print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
     for cells in body:
@@ -1359,6 +1468,18 @@ def orchestrate(argv: Sequence[str]) -> None:
         "--books", default="1,50,200", help="comma-separated numbers of books (default 1,50,200)"
     )
     parser.add_argument("--config", default="embedded,redis", help="embedded, redis or both (default both)")
+    parser.add_argument(
+        "--arrival",
+        default="steady,burst",
+        help="steady (N books live at once, pages starting evenly; the middle of three rounds measured),"
+        " burst (N books press make at the same moment) or both (default both)",
+    )
+    parser.add_argument(
+        "--py-spy",
+        default="",
+        help="path to a py-spy binary: record the server's GIL-holding stacks during the make phase"
+        " (raw format, kept in the run folder; implies --keep)",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 and 10 books")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (logs, raw frames)")
     parser.add_argument("--json", help="also write every figure to this JSON file")
@@ -1380,6 +1501,10 @@ def orchestrate(argv: Sequence[str]) -> None:
     for config in configs:
         if config not in ("embedded", "redis"):
             parser.error(f"unknown configuration {config!r}")
+    arrivals = [a.strip() for a in args.arrival.split(",") if a.strip()]
+    for arrival in arrivals:
+        if arrival not in ARRIVALS:
+            parser.error(f"unknown arrival {arrival!r}")
 
     workdir = Path(tempfile.mkdtemp(prefix="lw-bench-"))
     upstream_port = free_port()
@@ -1403,33 +1528,38 @@ def orchestrate(argv: Sequence[str]) -> None:
         for config in configs:
             if config == "redis":
                 prepare_mysql(server_env(config, workdir / "var-redis", upstream_url), args.mysql_connections)
-            for books in counts:
-                print(f"-- {config}, {books} books ...", flush=True)
-                try:
-                    row = run_once(
-                        config,
-                        books,
-                        workdir,
-                        upstream_url,
-                        upstream.pid,
-                        upstream_log,
-                        args.profile,
+            for arrival in arrivals:
+                for books in counts:
+                    if books == 1 and arrival != arrivals[0]:
+                        continue  # one book arrives the same way either way
+                    print(f"-- {config}, {arrival}, {books} books ...", flush=True)
+                    try:
+                        row = run_once(
+                            config,
+                            books,
+                            workdir,
+                            upstream_url,
+                            upstream.pid,
+                            upstream_log,
+                            args.profile,
+                            arrival,
+                            args.py_spy,
+                        )
+                    except (RuntimeError, OSError, subprocess.SubprocessError) as failure:
+                        print(f"   this configuration fell over before figures: {failure}", flush=True)
+                        continue
+                    results.setdefault(f"{config} {arrival}", []).append(row)
+                    print(
+                        "   "
+                        + "  ".join(f"{h}={c}" for (h, _, _), c in zip(COLUMNS, format_row(row), strict=True))
                     )
-                except (RuntimeError, OSError, subprocess.SubprocessError) as failure:
-                    print(f"   this configuration fell over before figures: {failure}", flush=True)
-                    continue
-                results.setdefault(config, []).append(row)
-                print(
-                    "   "
-                    + "  ".join(f"{h}={c}" for (h, _, _), c in zip(COLUMNS, format_row(row), strict=True))
-                )
         for config, rows in results.items():
             print_table(config, rows)
     finally:
         stop_process(upstream, 5)
         if args.json:
             Path(args.json).write_text(json.dumps({"code": code_version(), "results": results}, indent=2))
-        if args.keep or args.profile:
+        if args.keep or args.profile or args.py_spy:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
