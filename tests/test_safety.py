@@ -22,7 +22,7 @@ from django.urls import reverse
 from books import drafts, pictures, services
 from books.adapters.offline_moderator import OfflineModerator
 from books.adapters.openai import close_shared_clients, story_messages
-from books.domain import BookDraft, Language
+from books.domain import BookDraft, Language, PageSource
 from books.drafts import GenerationLock
 from books.models import Book
 from books.ports import AdapterError, StoryContext, StoryWriter, Verdict
@@ -310,6 +310,33 @@ async def test_a_moderator_down_while_writing_fails_the_section_with_a_message(
         await services.retry_sections(user_id=parent.pk, draft_id=draft.draft_id, sections={"story"})
     )
     assert len(made.pages) == 1
+
+
+async def test_a_parents_page_met_by_a_moderator_down_is_made_from_their_words_on_retry(
+    parent: Any, down_moderator: type[DownModerator]
+) -> None:
+    draft = await astart(parent)
+    words, question = "Mina flew a kite over the hill. Bori slept in the sun.", "Where will the kite land?"
+    run = await services.start_own_page(
+        user_id=parent.pk, draft_id=draft.draft_id, page_number=1, text=words, question=question
+    )
+    down_moderator.down = True  # the parent's words were checked; then the safety check went away
+
+    with pytest.raises(PageFailed, match="safety check is not answering"):
+        await run
+
+    assert (await snapshot_of(draft)).sections["story"].text == ""  # none of it was shown
+    down_moderator.down = False
+    made = await (
+        await services.retry_sections(user_id=parent.pk, draft_id=draft.draft_id, sections={"story"})
+    )
+
+    (page,) = made.pages
+    assert (page.text, page.question, page.source) == (words, question, PageSource.PARENT)
+    assert page.picture
+    snapshot = await snapshot_of(draft)
+    assert snapshot.state is RunState.COMPLETE
+    assert snapshot.sections["story"].text.strip() == words
 
 
 async def test_openai_a_flagged_question_fails_alone_and_is_asked_again(
