@@ -25,9 +25,11 @@ from books import drafts
 from books.domain import BookDraft, BookState
 from books.models import Book
 from books.ports import AdapterError, StoryContext, StoryWriter
+from safety.models import ModerationFlag
 from streaming import runs
 from tests.conftest import USING_S3
 from tests.people import first_child, make_parent
+from tests.reviewing import finished_book
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHARACTERS = [("Mina", "a girl with a red umbrella"), ("Bori", "a sleepy orange cat")]
@@ -667,3 +669,56 @@ async def test_staff_alone_cannot_read_a_familys_book_but_an_admin_who_may_view_
     assert (await admin.get(reverse("books:read", args=[book.pk]))).status_code == 200
     picture = await afetch_picture(admin, reverse("books:book_picture", args=[book.pk, 1]))
     assert picture.startswith(PNG_SIGNATURE)
+
+
+# -- numbers no database row can have ---------------------------------------------------------------
+
+# 2**63 is one past the largest integer SQLite and PostgreSQL compare with; the longer one was made up.
+BEYOND_THE_DATABASE = [str(2**63), "9" * 25]
+NOT_FOUND_HEADING = "We couldn't find that"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("huge", BEYOND_THE_DATABASE)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/{huge}/"),
+        ("get", "/{huge}/book.pdf"),
+        ("get", "/{huge}/pages/1/picture"),
+        ("get", "/{book}/pages/{huge}/picture"),
+        ("get", "/drafts/{draft}/pages/{huge}/picture"),
+        ("get", "/drafts/{draft}/pages/{huge}/edit"),
+        ("post", "/drafts/{draft}/pages/{huge}/make"),
+        ("post", "/drafts/{draft}/pages/{huge}/write"),
+        ("get", "/children/{huge}/edit/"),
+        ("post", "/children/{huge}/delete/"),
+    ],
+)
+def test_a_number_beyond_what_the_database_holds_is_a_friendly_404(
+    parent_client: Client, parent: Any, method: str, path: str, huge: str
+) -> None:
+    book = finished_book(parent)
+    draft_id = start_book(parent_client, parent)
+    url = path.format(huge=huge, book=book.pk, draft=draft_id)
+    # Unkind words would be kept as a flag on that page number, were it let through.
+    response = getattr(parent_client, method)(
+        url, {"child_input": "the troll kills the goat", "write-text": "Bori is a stupid cat."}
+    )
+    assert response.status_code == 404
+    assert NOT_FOUND_HEADING in text_of(response)
+    assert parent_client.get(book.get_absolute_url()).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_page_number_no_page_can_have_is_a_404_before_any_words_are_kept(
+    parent_client: Client, parent: Any
+) -> None:
+    draft_id = start_book(parent_client, parent)
+    # A page (and a flag's page) is stored as a small integer: 32767 at most.
+    response = parent_client.post(
+        f"/drafts/{draft_id}/pages/32768/make", {"child_input": "the troll kills the goat"}
+    )
+    assert response.status_code == 404
+    assert NOT_FOUND_HEADING in text_of(response)
+    assert not ModerationFlag.objects.exists()
