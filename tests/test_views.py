@@ -26,7 +26,8 @@ from books.domain import BookDraft, BookState
 from books.models import Book
 from books.ports import AdapterError, StoryContext, StoryWriter
 from safety.models import ModerationFlag
-from streaming import runs
+from streaming import live, runs
+from streaming.live import RunState
 from tests.conftest import USING_S3
 from tests.people import first_child, make_parent
 from tests.reviewing import finished_book
@@ -544,6 +545,76 @@ async def test_another_familys_draft_is_not_found(
         assert sentence in text_of(response)
     draft = await current_draft(parent)
     assert draft is not None and len(draft.pages) == 1 and "Mine now." not in draft.pages[0].text
+
+
+@async_db
+async def test_another_familys_live_picture_and_edit_form_are_not_found(
+    parent_aclient: AsyncClient, parent: Any, other_aclient: AsyncClient, other_parent: Any
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    await amake_pages(parent_aclient, draft_id, 1)
+    await astart_book(other_aclient, other_parent)  # they have a book in progress of their own
+    snapshot = await live.hub().snapshot(draft_id)
+    assert snapshot is not None
+    picture_url = reverse("books:live_picture", args=[draft_id, snapshot.sections["picture"].picture_file])
+    edit_url = reverse("books:edit_page", args=[draft_id, 1])
+    assert (await afetch_picture(parent_aclient, picture_url)).startswith(PNG_SIGNATURE)
+    draft = await current_draft(parent)
+    assert draft is not None
+
+    for response in [await other_aclient.get(picture_url), await other_aclient.get(edit_url)]:
+        assert response.status_code == 404
+        assert drafts.NOT_FOUND_SENTENCE in text_of(response)
+        assert PNG_SIGNATURE not in response.content
+        assert draft.pages[0].text not in text_of(response)
+
+
+@async_db
+async def test_another_family_cannot_stop_the_page_being_made(
+    parent_aclient: AsyncClient,
+    parent: Any,
+    other_aclient: AsyncClient,
+    other_parent: Any,
+    patient_storyteller: asyncio.Event,
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    await astart_book(other_aclient, other_parent)
+    await post_page(parent_aclient, draft_id, 1, "the first idea")
+
+    response = await other_aclient.post(reverse("books:stop", args=[draft_id]))
+
+    assert response.status_code == 404
+    assert drafts.NOT_FOUND_SENTENCE in text_of(response)
+    patient_storyteller.set()
+    await runs.settle(draft_id)
+    draft = await current_draft(parent)
+    assert draft is not None and [p.text for p in draft.pages] == ["Mina waited by the blue door."]
+
+
+@async_db
+async def test_another_family_cannot_retry_a_failed_page(
+    parent_aclient: AsyncClient,
+    parent: Any,
+    other_aclient: AsyncClient,
+    other_parent: Any,
+    settings: Any,
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    await astart_book(other_aclient, other_parent)
+    offline = settings.LITTLEWRITER
+    settings.LITTLEWRITER = {**offline, "STORY_WRITER": f"{__name__}.SleepyStoryWriter"}
+    await amake_page(parent_aclient, draft_id, 1, "a whale sings a song")
+    settings.LITTLEWRITER = offline  # a retry now would make the page
+
+    response = await other_aclient.post(reverse("books:retry", args=[draft_id]), {"section": "story"})
+    await runs.settle(draft_id)
+
+    assert response.status_code == 404
+    assert drafts.NOT_FOUND_SENTENCE in text_of(response)
+    snapshot = await live.hub().snapshot(draft_id)
+    assert snapshot is not None and snapshot.state is RunState.NEEDS_ATTENTION
+    draft = await current_draft(parent)
+    assert draft is not None and draft.pages == [] and draft.pending_input == "a whale sings a song"
 
 
 def test_a_missing_draft_picture_is_not_found(parent_client: Client, parent: Any) -> None:
