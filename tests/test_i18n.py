@@ -148,6 +148,16 @@ def test_the_korean_admin_names_every_app_and_model_in_korean(admin_client: Clie
     assert not re.search("[\uac00-\ud7a3]s<", page)  # no English plural "s" after a Korean name
 
 
+def test_every_app_of_the_project_has_a_korean_name_even_one_without_models() -> None:
+    from django.apps import apps
+
+    ours = [config for config in apps.get_app_configs() if Path(config.path).parent == ROOT]
+    with translation.override("ko"):
+        names = {config.label: str(config.verbose_name) for config in ours}
+    assert names.keys() >= {"books", "streaming", "usage", "safety", "reviews", "families"}
+    assert [label for label, name in names.items() if not hangul(name)] == []
+
+
 def test_django_s_own_form_errors_are_korean_too(client: Client) -> None:
     korean(client)
     page = client.post(reverse("signup"), {"username": "", "password1": "", "password2": ""}).content.decode()
