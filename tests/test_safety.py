@@ -547,6 +547,64 @@ def test_a_flagged_page_edit_keeps_the_edit_form(parent_client: Client, parent: 
     assert drafts.current(parent.pk) == draft
 
 
+DOWN_SENTENCE = "could not check these words just now"
+
+
+def test_a_moderator_down_keeps_the_new_book_form_and_starts_nothing(
+    parent_client: Client, parent: Any, down_moderator: type[DownModerator]
+) -> None:
+    data: dict[str, Any] = {
+        "child": first_child(parent).pk,
+        "characters-TOTAL_FORMS": "6",
+        "characters-INITIAL_FORMS": "0",
+        "characters-MIN_NUM_FORMS": "0",
+        "characters-MAX_NUM_FORMS": "6",
+        "page_count": 3,
+        "language": "en",
+        "characters-0-name": "Mina",
+        "characters-0-description": "a girl with a red umbrella",
+    }
+    down_moderator.down = True
+    response = parent_client.post(reverse("books:new"), data)
+    assert response.status_code == 503
+    page = page_text(response)
+    assert DOWN_SENTENCE in page
+    assert 'value="Mina"' in page and 'value="a girl with a red umbrella"' in page
+    assert drafts.current(parent.pk) is None and flags() == []
+
+
+def test_a_moderator_down_keeps_the_finish_form_and_keeps_no_book(
+    parent_client: Client, parent: Any, down_moderator: type[DownModerator]
+) -> None:
+    draft = start(parent, pages=2)
+    for number in (1, 2):
+        draft = asyncio.run(make(parent, draft, number, f"idea number {number}"))
+    down_moderator.down = True
+    response = parent_client.post(reverse("books:finish", args=[draft.draft_id]), {"title": "Mina's Kite"})
+    assert response.status_code == 503
+    page = page_text(response)
+    assert DOWN_SENTENCE in page
+    assert 'value="Mina\'s Kite"' in page
+    assert not Book.objects.exists()
+    assert drafts.current(parent.pk) == draft
+
+
+def test_a_moderator_down_keeps_the_edit_form_and_the_page(
+    parent_client: Client, parent: Any, down_moderator: type[DownModerator]
+) -> None:
+    draft = asyncio.run(make(parent, start(parent), 1, "a kite flies"))
+    down_moderator.down = True
+    response = parent_client.post(
+        reverse("books:edit_page", args=[draft.draft_id, 1]),
+        {"text": "Mina flew her kite all day.", "question": "Where did it go?"},
+    )
+    assert response.status_code == 503
+    page = page_text(response)
+    assert DOWN_SENTENCE in page
+    assert "Mina flew her kite all day.</textarea>" in page and 'value="Where did it go?"' in page
+    assert drafts.current(parent.pk) == draft
+
+
 # -- admin -----------------------------------------------------------------------------------------------
 
 
