@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from books.models import Book, Character, Page
 from usage.admin import BookUsageAdminMixin
@@ -25,9 +27,9 @@ def _thumbnail(page: Page) -> SafeString | str:
         return "—"
     url = reverse("books:book_picture", args=[page.book_id, page.number])
     return format_html(
-        '<img src="{}" alt="Page {}" width="{}" style="border-radius:8px" loading="lazy">',
+        '<img src="{}" alt="{}" width="{}" style="border-radius:8px" loading="lazy">',
         url,
-        page.number,
+        gettext("Page %(number)d") % {"number": page.number},
         THUMBNAIL_WIDTH,
     )
 
@@ -45,7 +47,7 @@ class PageInline(admin.StackedInline):
     # The picture is a stored file, copied there on finish; admin shows it, never swaps it.
     readonly_fields = ["thumbnail"]
 
-    @admin.display(description="Picture")
+    @admin.display(description=_("Picture"))
     def thumbnail(self, page: Page) -> SafeString | str:
         return _thumbnail(page)
 
@@ -73,7 +75,7 @@ class BookAdmin(BookUsageAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Book]:
         return super().get_queryset(request).annotate(page_total=Count("pages", distinct=True))
 
-    @admin.display(description="Pages", ordering="page_total")
+    @admin.display(description=_("Pages"), ordering="page_total")
     def page_total(self, book: Book) -> int:
         total: int = getattr(book, "page_total", 0)
         return total
@@ -89,15 +91,15 @@ class PageAdmin(admin.ModelAdmin):
     raw_id_fields = ["book"]
     fields = ["book", "number", "thumbnail", "text", "question", "child_input", "source"]
 
-    @admin.display(description="Picture")
+    @admin.display(description=_("Picture"))
     def thumbnail(self, page: Page) -> SafeString | str:
         return _thumbnail(page)
 
-    @admin.display(description="Text")
+    @admin.display(description=_("Text"))
     def short_text(self, page: Page) -> str:
         return Truncator(page.text).chars(80)
 
-    @admin.display(description="Owner", ordering="book__owner__username")
+    @admin.display(description=_("Owner"), ordering="book__owner__username")
     def owner(self, page: Page) -> str:
         return str(page.book.owner)
 

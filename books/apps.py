@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class BooksConfig(AppConfig):
     name = "books"
-    verbose_name = "Books"
+    verbose_name = _("Books")
 
     def ready(self) -> None:
         from django.utils.translation import gettext

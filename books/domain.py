@@ -230,7 +230,10 @@ class BookDraft:
     language: Language = Language.ENGLISH
     pages: list[DraftPage] = field(default_factory=list)
     pending_input: str = ""
-    """The child's input for the page being made (kept so a failed page can be retried)."""
+    """The child's input for the page being made, or the parent's own words for it (kept so a
+    failed page can be retried)."""
+    pending_question: str = ""
+    """The parent's own question for the page being made ("" when they gave none)."""
     last_error: str = ""
     child_id: int | None = None
     """The child this book is made with (None only for drafts older than child profiles)."""
@@ -280,18 +283,18 @@ class BookDraft:
         self._check_next_page(page_number)
         cleaned = clean_child_input(child_input)
         self.state = BookState.GENERATING
-        self.pending_input = cleaned
+        self.pending_input, self.pending_question = cleaned, ""
         self.last_error = ""
         return cleaned
 
-    def begin_parent_page(self, *, page_number: int, text: str) -> str:
+    def begin_parent_page(self, *, page_number: int, text: str, question: str = "") -> str:
         """The parent writes the next page themselves; only its picture is still to be made."""
         if self.state is BookState.GENERATING:
             raise AlreadyGenerating(gettext_noop("A page is being made right now; wait for it to finish."))
         self._check_next_page(page_number)
         cleaned = clean_page_text(text)
         self.state = BookState.GENERATING
-        self.pending_input = cleaned
+        self.pending_input, self.pending_question = cleaned, clean_question(question)
         self.last_error = ""
         return cleaned
 
@@ -303,7 +306,7 @@ class BookDraft:
                 gettext_noop("Page %(number)d is not the next page of this book."), number=page.number
             )
         self.pages.append(page)
-        self.pending_input = ""
+        self.pending_input, self.pending_question = "", ""
         self.state = BookState.DONE if self.is_complete else BookState.IN_PROGRESS
 
     def add_new_words(self, *, page_number: int, new_words: str) -> None:
@@ -401,6 +404,7 @@ class BookDraft:
             language=Language(data["language"]),
             pages=[DraftPage(**{**p, "source": PageSource(p["source"])}) for p in data["pages"]],
             pending_input=data.get("pending_input", ""),
+            pending_question=data.get("pending_question", ""),
             last_error=data.get("last_error", ""),
             child_id=int(data["child_id"]) if data.get("child_id") is not None else None,
             age_band=AgeBand(data.get("age_band") or DEFAULT_AGE_BAND),

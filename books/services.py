@@ -193,7 +193,9 @@ async def start_own_page(
         user_id=user_id,
         draft_id=draft_id,
         page_number=page_number,
-        begin=lambda draft: draft.begin_parent_page(page_number=page_number, text=cleaned_text),
+        begin=lambda draft: draft.begin_parent_page(
+            page_number=page_number, text=cleaned_text, question=cleaned_question
+        ),
         keep=_keeper(PageSource.PARENT),
         source=PageSource.PARENT,
         story=ParentWords(cleaned_text),
@@ -243,11 +245,17 @@ async def retry_sections(*, user_id: int, draft_id: str, sections: set[str]) -> 
             earlier=earlier,
         )
     source = PageSource(snapshot.source)
+    story: StoryWriter | None = None
+    question: QuestionWriter | None = None
     if source is PageSource.PARENT:
-        text = snapshot.sections["story"].text
+        # From the words the draft kept, not the live story tab: a story that failed its
+        # safety check before any sentence was shown left that tab empty. And handed back as
+        # they are, as on the first try: the storyteller must not rewrite the parent's page.
+        text, asked = draft.pending_input, draft.pending_question
+        story, question = ParentWords(text), ParentQuestion(asked) if asked else None
 
         def begin(draft: BookDraft) -> object:
-            return draft.begin_parent_page(page_number=page_number, text=text)
+            return draft.begin_parent_page(page_number=page_number, text=text, question=asked)
     else:
 
         def begin(draft: BookDraft) -> object:
@@ -260,6 +268,8 @@ async def retry_sections(*, user_id: int, draft_id: str, sections: set[str]) -> 
         begin=begin,
         keep=_keeper(source),
         source=source,
+        story=story,
+        question=question,
         only=only,
         earlier=earlier,
     )

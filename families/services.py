@@ -13,7 +13,9 @@ from books.drafts import GenerationLock
 from books.models import Book
 from families.models import Child
 from families.selectors import Footprint, footprint_of
+from safety import services as safety
 from streaming import live, runs
+from usage import services as usage_services
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class _Stored:
 
 
 def delete_child(*, parent_id: int, child_id: int) -> Footprint:
-    """Delete a child with their finished books, drafts, pictures and live state; returns what went.
+    """Delete a child with their books, drafts, pictures, flags, usage and live state; returns what went.
 
     The user's generation lock is held throughout, so no page of this family is being made
     (and no picture being stored) while the child's things are collected and removed.
@@ -79,6 +81,10 @@ def delete_child(*, parent_id: int, child_id: int) -> Footprint:
             # Through the ORM, so every row pointing at these books (pages, characters and
             # other apps' CASCADE foreign keys) goes with them.
             books.delete()
+            # Kept by draft id, so a book in progress (or put away) leaves them behind unless
+            # asked by name: a flag even holds the child's own words.
+            safety.forget_drafts(user_id=parent_id, draft_ids=stored.draft_ids)
+            usage_services.forget_drafts(user_id=parent_id, draft_ids=stored.draft_ids)
             child.delete()
             # Why after the commit: storage and the cache cannot roll back. Removed first, a
             # failed transaction would leave books whose pictures are gone and a child whose

@@ -56,18 +56,25 @@ NEEDS_A_NOTE = {Outcome.SENT_BACK, Outcome.REJECTED, Outcome.WITHDRAWN}
 class BookReview(models.Model):
     """Where a book stands on its way to being shared; created when it is first submitted."""
 
-    book = models.OneToOneField(Book, on_delete=models.CASCADE, related_name="review")
+    book = models.OneToOneField(Book, on_delete=models.CASCADE, related_name="review", verbose_name=_("book"))
     state = models.CharField(
-        max_length=12, choices=SharingState.choices, default=SharingState.PRIVATE, db_index=True
+        _("sharing state"),
+        max_length=12,
+        choices=SharingState.choices,
+        default=SharingState.PRIVATE,
+        db_index=True,
     )
-    parent_note = models.TextField(blank=True, help_text=_("What the family wrote to the reviewer."))
-    submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    parent_note = models.TextField(
+        _("family's note"), blank=True, help_text=_("What the family wrote to the reviewer.")
+    )
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["submitted_at", "id"]
         permissions = [("review_books", _("Can review books before they are shared"))]
         verbose_name = _("book review")
+        verbose_name_plural = _("book reviews")
 
     def __str__(self) -> str:
         return f"{self.book} ({self.get_state_display()})"
@@ -117,39 +124,58 @@ class BookReview(models.Model):
 class Decision(models.Model):
     """One reviewer's decision on one book. The app only ever adds these rows."""
 
-    review = models.ForeignKey(BookReview, on_delete=models.CASCADE, related_name="decisions")
+    review = models.ForeignKey(
+        BookReview, on_delete=models.CASCADE, related_name="decisions", verbose_name=_("book review")
+    )
     # PROTECT: a reviewer's account cannot vanish from under the decisions they took.
     reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_decisions"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="review_decisions",
+        verbose_name=_("reviewer"),
     )
-    outcome = models.CharField(max_length=12, choices=Outcome.choices)
-    note = models.TextField(blank=True, help_text=_("The note to the family, or the reason."))
-    decided_at = models.DateTimeField(default=timezone.now, db_index=True)
-    via_admin = models.BooleanField(default=False, help_text=_("Taken with an action in Django admin."))
+    outcome = models.CharField(_("outcome"), max_length=12, choices=Outcome.choices)
+    note = models.TextField(_("note"), blank=True, help_text=_("The note to the family, or the reason."))
+    decided_at = models.DateTimeField(_("decided at"), default=timezone.now, db_index=True)
+    via_admin = models.BooleanField(
+        _("in admin"), default=False, help_text=_("Taken with an action in Django admin.")
+    )
 
     class Meta:
         ordering = ["-decided_at", "-id"]
         verbose_name = _("decision")
+        verbose_name_plural = _("decisions")
 
     def __str__(self) -> str:
-        return f"{self.get_outcome_display()}: {self.review.book} by {self.reviewer}"
+        return gettext("%(outcome)s: %(book)s by %(reviewer)s") % {
+            "outcome": self.get_outcome_display(),
+            "book": self.review.book,
+            "reviewer": self.reviewer,
+        }
 
 
 class ShareLink(models.Model):
     """A read-only link to an approved book. Only the token's SHA-256 is kept (see ``services``)."""
 
-    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="share_links")
-    token_hash = models.CharField(max_length=64, unique=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    book = models.ForeignKey(
+        Book, on_delete=models.CASCADE, related_name="share_links", verbose_name=_("book")
+    )
+    token_hash = models.CharField(_("link fingerprint"), max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("turned off at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("share link")
+        verbose_name_plural = _("share links")
 
     def __str__(self) -> str:
-        return f"{self.book} ({'revoked' if self.revoked_at else 'active'})"
+        if self.revoked_at:
+            return gettext("%(book)s (turned off)") % {"book": self.book}
+        return gettext("%(book)s (active)") % {"book": self.book}
 
     @property
     def is_active(self) -> bool:

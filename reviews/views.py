@@ -154,7 +154,6 @@ def _review_page(
         "review": selectors.review_of(book),
         "pages": pages,
         "child_inputs": sum(1 for page in pages if page.child_input),
-        # Moderation flags recorded for this book (from the ``safety`` app once it lands).
         "flags": selectors.moderation_flags(book),
         "forms": decision_forms(bound),
         "own_book": book.owner_id == request.user.pk,

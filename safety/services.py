@@ -184,3 +184,9 @@ def attach_flags_to_book(*, book: Book) -> int:
     return ModerationFlag.objects.filter(
         draft_id=book.draft_id, user_id=book.owner_id, book__isnull=True
     ).update(book=book)
+
+
+def forget_drafts(*, user_id: int, draft_ids: list[str]) -> int:
+    """Delete the flags raised on these drafts (a finished book's flags go with the book)."""
+    deleted, _ = ModerationFlag.objects.filter(user_id=user_id, draft_id__in=draft_ids).delete()
+    return deleted

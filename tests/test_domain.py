@@ -161,6 +161,18 @@ def test_parent_writes_a_page() -> None:
     assert draft.pages[0].source is PageSource.PARENT
 
 
+def test_a_failed_parents_page_keeps_their_words_and_question_for_a_retry() -> None:
+    import json
+
+    draft = a_book()
+    draft.begin_parent_page(page_number=1, text="Mina opened the gate.", question="  Who is there? ")
+    draft.abandon_page("the safety check is not answering")
+    restored = BookDraft.from_dict(json.loads(json.dumps(draft.to_dict())))
+    assert (restored.pending_input, restored.pending_question) == ("Mina opened the gate.", "Who is there?")
+    restored.begin_page(page_number=1, child_input="a storm")  # the child has another idea instead
+    assert (restored.pending_input, restored.pending_question) == ("a storm", "")
+
+
 def test_edit_page_marks_it_as_the_parents_words() -> None:
     draft = a_book()
     make(draft, 1, text="Old text.")

@@ -28,9 +28,15 @@ from books.models import Character as CharacterRow
 from books.ports import Picture
 from families import services as family_services
 from families.models import Child
+from reviews import services as review_services
+from reviews.models import BookReview, Decision, ShareLink
+from safety.models import ModerationFlag
+from safety.services import UnkindInput
 from streaming import live
 from tests.conftest import USING_REDIS, USING_S3
 from tests.people import first_child, make_parent
+from tests.reviewing import make_reviewer
+from usage.models import UsageRecord
 
 # Deleting a child removes storage and cache entries after the commit: the tests need real commits.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -410,6 +416,42 @@ def test_deleting_a_child_leaves_nothing_behind(
     assert Book.objects.get(pk=kits_book.pk).child == family["kit"]
     assert parent_client.get(reverse("books:book_picture", args=[kits_book.pk, 1])).status_code in (200, 302)
     assert drafts.draft_ids_of_child(family["kit"].pk) == [kits_book.draft_id]
+
+
+def test_deleting_a_child_takes_their_flags_usage_and_reviews_too(parent: Any) -> None:
+    """Rows kept by draft id outlive a plain delete of the books: a flag even holds the child's words."""
+    family = a_family_with_books(parent)
+    sunny, draft, sunnys_book, kits_book = (
+        family["sunny"],
+        family["draft"],
+        family["sunnys_book"],
+        family["kits_book"],
+    )
+    with pytest.raises(UnkindInput):
+        async_to_sync(services.make_next_page)(
+            user_id=parent.pk, draft_id=draft.draft_id, page_number=2, child_input="the troll kills the goat"
+        )
+    review_services.submit_for_review(book=sunnys_book, by=parent)
+    review_services.approve(book=sunnys_book, reviewer=make_reviewer("rita"))
+    review_services.create_share_link(book=sunnys_book, by=parent)
+    gone_draft_ids = [draft.draft_id, sunnys_book.draft_id]
+    assert ModerationFlag.objects.filter(draft_id=draft.draft_id, text="the troll kills the goat").exists()
+    assert UsageRecord.objects.filter(draft_id=draft.draft_id, book__isnull=True).exists()
+    assert UsageRecord.objects.filter(book=sunnys_book).exists()
+    kits_usage = UsageRecord.objects.filter(book=kits_book).count()
+    assert kits_usage
+
+    family_services.delete_child(parent_id=parent.pk, child_id=sunny.pk)
+
+    assert not ModerationFlag.objects.filter(draft_id__in=gone_draft_ids).exists()
+    assert not ModerationFlag.objects.filter(text__contains="troll").exists()
+    assert not UsageRecord.objects.filter(draft_id__in=gone_draft_ids).exists()
+    assert not UsageRecord.objects.filter(book_id=sunnys_book.pk).exists()
+    assert not BookReview.objects.filter(book_id=sunnys_book.pk).exists()
+    assert not Decision.objects.exists()  # the reviewer decided on Sunny's book only
+    assert not ShareLink.objects.filter(book_id=sunnys_book.pk).exists()
+    # Kit's book keeps what it used.
+    assert UsageRecord.objects.filter(book=kits_book).count() == kits_usage
 
 
 def test_deleting_a_child_finds_a_put_away_draft_s_pictures(parent: Any, picture_store: str) -> None:

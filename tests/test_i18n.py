@@ -6,6 +6,8 @@ story language: a Korean interface can make an English story and the other way r
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,26 @@ def test_a_signed_in_parent_sees_korean_everywhere(parent_client: Client, parent
     # A new story starts in the interface's language, and English stays one click away.
     assert 'value="ko" id="id_language_1" required checked' in form
     assert 'value="en" id="id_language_0" required>' in form
+
+
+def test_the_korean_admin_names_every_app_and_model_in_korean(admin_client: Client) -> None:
+    page = html.unescape(korean(admin_client).get(reverse("admin:index")).content.decode())
+    apps = re.findall(r'<a href="[^"]+" class="section"[^>]*>([^<]+)</a>', page)
+    models = re.findall(r'<th scope="row" id="[^"]+">\s*<a href="[^"]+">([^<]+)</a>', page)
+    assert len(apps) >= 6 and len(models) >= 10
+    assert [name for name in apps + models if not hangul(name)] == []
+    assert {"책", "책 검토", "결정", "공유 링크", "아이들"} <= set(models)
+    assert not re.search("[\uac00-\ud7a3]s<", page)  # no English plural "s" after a Korean name
+
+
+def test_every_app_of_the_project_has_a_korean_name_even_one_without_models() -> None:
+    from django.apps import apps
+
+    ours = [config for config in apps.get_app_configs() if Path(config.path).parent == ROOT]
+    with translation.override("ko"):
+        names = {config.label: str(config.verbose_name) for config in ours}
+    assert names.keys() >= {"books", "streaming", "usage", "safety", "reviews", "families"}
+    assert [label for label, name in names.items() if not hangul(name)] == []
 
 
 def test_django_s_own_form_errors_are_korean_too(client: Client) -> None:

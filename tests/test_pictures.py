@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from books import pictures
 from books.ports import Picture
 from tests.conftest import USING_S3
+from tests.people import make_parent
+from tests.reviewing import PNG_SIGNATURE, client_for, fetch_picture, finished_book
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"picture-bytes"
 
@@ -122,3 +126,29 @@ def test_purge_removes_only_old_local_drafts(picture_store: str) -> None:
     assert pictures.storage().exists(fresh)
     assert pictures.storage().exists(kept_book)
     assert "Removed 1 draft picture(s)." in out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(USING_S3, reason="on S3 the bucket is private: only a signed URL opens a picture")
+def test_a_kept_picture_is_not_served_at_any_media_url(picture_store: str) -> None:
+    owner, stranger = make_parent("ada"), make_parent("ben")
+    book = finished_book(owner)
+    name = str(book.pages.get(number=1).picture.name)
+    checked_url = reverse("books:book_picture", args=[book.pk, 1])
+    assert fetch_picture(client_for(owner), checked_url).startswith(PNG_SIGNATURE)
+    media_root = Path(django_settings.MEDIA_ROOT)
+    guesses = [
+        f"{django_settings.MEDIA_URL}{name}",
+        f"/media/{name}",
+        f"/static/{name}",
+        f"/{name}",
+        f"/{(media_root / name).as_posix().lstrip('/')}",
+        f"/{(Path(picture_store) / name).as_posix().lstrip('/')}",
+    ]
+    if media_root.is_relative_to(django_settings.BASE_DIR):  # var/media/... inside the checkout
+        guesses.append(f"/{(media_root / name).relative_to(django_settings.BASE_DIR).as_posix()}")
+    for client in (client_for(owner), client_for(stranger), client_for(None)):
+        for url in guesses:
+            response = client.get(url)
+            assert response.status_code == 404, url
+            assert PNG_SIGNATURE not in response.content, url

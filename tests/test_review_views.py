@@ -499,3 +499,37 @@ def test_reading_a_decision_request_needs_post(reviewer_client: Client, book: An
     submitted(book)
     assert reviewer_client.get(reverse("reviews:decide", args=[book.pk, "approve"])).status_code == 405
     assert state_of(book) == SharingState.SUBMITTED
+
+
+# -- numbers no database row can have ---------------------------------------------------------------
+
+# 2**63 is one past the largest integer SQLite and PostgreSQL compare with; the longer one was made up.
+BEYOND_THE_DATABASE = [str(2**63), "9" * 25]
+
+
+@pytest.mark.parametrize("huge", BEYOND_THE_DATABASE)
+@pytest.mark.parametrize(
+    ("who", "method", "path"),
+    [
+        ("reviewer", "get", "/review/{huge}/"),
+        ("reviewer", "get", "/review/{huge}/pages/1/picture"),
+        ("reviewer", "get", "/review/{book}/pages/{huge}/picture"),
+        ("reviewer", "post", "/review/{huge}/approve"),
+        ("owner", "get", "/{huge}/sharing/"),
+        ("owner", "post", "/{huge}/sharing/submit"),
+        ("owner", "post", "/{huge}/sharing/link"),
+        ("owner", "post", "/{huge}/sharing/link/revoke"),
+        ("anonymous", "get", "/shared/{token}/pages/{huge}/picture"),
+    ],
+)
+def test_a_number_beyond_what_the_database_holds_is_a_friendly_404(
+    book: Any, reviewer: Any, who: str, method: str, path: str, huge: str
+) -> None:
+    approved(book, reviewer)
+    token = services.create_share_link(book=book, by=book.owner)
+    client = client_for({"reviewer": reviewer, "owner": book.owner, "anonymous": None}[who])
+    response = getattr(client, method)(path.format(huge=huge, book=book.pk, token=token), {"note": "x"})
+    assert response.status_code == 404
+    assert "We couldn't find that" in text_of(response)
+    assert state_of(book) == SharingState.APPROVED
+    assert ShareLink.objects.filter(book=book, revoked_at__isnull=True).count() == 1

@@ -22,7 +22,7 @@ from django.urls import reverse
 from books import drafts, pictures, services
 from books.adapters.offline_moderator import OfflineModerator
 from books.adapters.openai import close_shared_clients, story_messages
-from books.domain import BookDraft, Language
+from books.domain import BookDraft, Language, PageSource
 from books.drafts import GenerationLock
 from books.models import Book
 from books.ports import AdapterError, StoryContext, StoryWriter, Verdict
@@ -312,6 +312,33 @@ async def test_a_moderator_down_while_writing_fails_the_section_with_a_message(
     assert len(made.pages) == 1
 
 
+async def test_a_parents_page_met_by_a_moderator_down_is_made_from_their_words_on_retry(
+    parent: Any, down_moderator: type[DownModerator]
+) -> None:
+    draft = await astart(parent)
+    words, question = "Mina flew a kite over the hill. Bori slept in the sun.", "Where will the kite land?"
+    run = await services.start_own_page(
+        user_id=parent.pk, draft_id=draft.draft_id, page_number=1, text=words, question=question
+    )
+    down_moderator.down = True  # the parent's words were checked; then the safety check went away
+
+    with pytest.raises(PageFailed, match="safety check is not answering"):
+        await run
+
+    assert (await snapshot_of(draft)).sections["story"].text == ""  # none of it was shown
+    down_moderator.down = False
+    made = await (
+        await services.retry_sections(user_id=parent.pk, draft_id=draft.draft_id, sections={"story"})
+    )
+
+    (page,) = made.pages
+    assert (page.text, page.question, page.source) == (words, question, PageSource.PARENT)
+    assert page.picture
+    snapshot = await snapshot_of(draft)
+    assert snapshot.state is RunState.COMPLETE
+    assert snapshot.sections["story"].text.strip() == words
+
+
 async def test_openai_a_flagged_question_fails_alone_and_is_asked_again(
     parent: Any, openai_everything: FakeOpenAI
 ) -> None:
@@ -517,6 +544,64 @@ def test_a_flagged_page_edit_keeps_the_edit_form(parent_client: Client, parent: 
     )
     assert response.status_code == 422
     assert "Mina is an idiot.</textarea>" in page_text(response)
+    assert drafts.current(parent.pk) == draft
+
+
+DOWN_SENTENCE = "could not check these words just now"
+
+
+def test_a_moderator_down_keeps_the_new_book_form_and_starts_nothing(
+    parent_client: Client, parent: Any, down_moderator: type[DownModerator]
+) -> None:
+    data: dict[str, Any] = {
+        "child": first_child(parent).pk,
+        "characters-TOTAL_FORMS": "6",
+        "characters-INITIAL_FORMS": "0",
+        "characters-MIN_NUM_FORMS": "0",
+        "characters-MAX_NUM_FORMS": "6",
+        "page_count": 3,
+        "language": "en",
+        "characters-0-name": "Mina",
+        "characters-0-description": "a girl with a red umbrella",
+    }
+    down_moderator.down = True
+    response = parent_client.post(reverse("books:new"), data)
+    assert response.status_code == 503
+    page = page_text(response)
+    assert DOWN_SENTENCE in page
+    assert 'value="Mina"' in page and 'value="a girl with a red umbrella"' in page
+    assert drafts.current(parent.pk) is None and flags() == []
+
+
+def test_a_moderator_down_keeps_the_finish_form_and_keeps_no_book(
+    parent_client: Client, parent: Any, down_moderator: type[DownModerator]
+) -> None:
+    draft = start(parent, pages=2)
+    for number in (1, 2):
+        draft = asyncio.run(make(parent, draft, number, f"idea number {number}"))
+    down_moderator.down = True
+    response = parent_client.post(reverse("books:finish", args=[draft.draft_id]), {"title": "Mina's Kite"})
+    assert response.status_code == 503
+    page = page_text(response)
+    assert DOWN_SENTENCE in page
+    assert 'value="Mina\'s Kite"' in page
+    assert not Book.objects.exists()
+    assert drafts.current(parent.pk) == draft
+
+
+def test_a_moderator_down_keeps_the_edit_form_and_the_page(
+    parent_client: Client, parent: Any, down_moderator: type[DownModerator]
+) -> None:
+    draft = asyncio.run(make(parent, start(parent), 1, "a kite flies"))
+    down_moderator.down = True
+    response = parent_client.post(
+        reverse("books:edit_page", args=[draft.draft_id, 1]),
+        {"text": "Mina flew her kite all day.", "question": "Where did it go?"},
+    )
+    assert response.status_code == 503
+    page = page_text(response)
+    assert DOWN_SENTENCE in page
+    assert "Mina flew her kite all day.</textarea>" in page and 'value="Where did it go?"' in page
     assert drafts.current(parent.pk) == draft
 
 

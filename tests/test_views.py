@@ -25,9 +25,12 @@ from books import drafts
 from books.domain import BookDraft, BookState
 from books.models import Book
 from books.ports import AdapterError, StoryContext, StoryWriter
-from streaming import runs
+from safety.models import ModerationFlag
+from streaming import live, runs
+from streaming.live import RunState
 from tests.conftest import USING_S3
 from tests.people import first_child, make_parent
+from tests.reviewing import finished_book
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHARACTERS = [("Mina", "a girl with a red umbrella"), ("Bori", "a sleepy orange cat")]
@@ -544,6 +547,76 @@ async def test_another_familys_draft_is_not_found(
     assert draft is not None and len(draft.pages) == 1 and "Mine now." not in draft.pages[0].text
 
 
+@async_db
+async def test_another_familys_live_picture_and_edit_form_are_not_found(
+    parent_aclient: AsyncClient, parent: Any, other_aclient: AsyncClient, other_parent: Any
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    await amake_pages(parent_aclient, draft_id, 1)
+    await astart_book(other_aclient, other_parent)  # they have a book in progress of their own
+    snapshot = await live.hub().snapshot(draft_id)
+    assert snapshot is not None
+    picture_url = reverse("books:live_picture", args=[draft_id, snapshot.sections["picture"].picture_file])
+    edit_url = reverse("books:edit_page", args=[draft_id, 1])
+    assert (await afetch_picture(parent_aclient, picture_url)).startswith(PNG_SIGNATURE)
+    draft = await current_draft(parent)
+    assert draft is not None
+
+    for response in [await other_aclient.get(picture_url), await other_aclient.get(edit_url)]:
+        assert response.status_code == 404
+        assert drafts.NOT_FOUND_SENTENCE in text_of(response)
+        assert PNG_SIGNATURE not in response.content
+        assert draft.pages[0].text not in text_of(response)
+
+
+@async_db
+async def test_another_family_cannot_stop_the_page_being_made(
+    parent_aclient: AsyncClient,
+    parent: Any,
+    other_aclient: AsyncClient,
+    other_parent: Any,
+    patient_storyteller: asyncio.Event,
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    await astart_book(other_aclient, other_parent)
+    await post_page(parent_aclient, draft_id, 1, "the first idea")
+
+    response = await other_aclient.post(reverse("books:stop", args=[draft_id]))
+
+    assert response.status_code == 404
+    assert drafts.NOT_FOUND_SENTENCE in text_of(response)
+    patient_storyteller.set()
+    await runs.settle(draft_id)
+    draft = await current_draft(parent)
+    assert draft is not None and [p.text for p in draft.pages] == ["Mina waited by the blue door."]
+
+
+@async_db
+async def test_another_family_cannot_retry_a_failed_page(
+    parent_aclient: AsyncClient,
+    parent: Any,
+    other_aclient: AsyncClient,
+    other_parent: Any,
+    settings: Any,
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    await astart_book(other_aclient, other_parent)
+    offline = settings.LITTLEWRITER
+    settings.LITTLEWRITER = {**offline, "STORY_WRITER": f"{__name__}.SleepyStoryWriter"}
+    await amake_page(parent_aclient, draft_id, 1, "a whale sings a song")
+    settings.LITTLEWRITER = offline  # a retry now would make the page
+
+    response = await other_aclient.post(reverse("books:retry", args=[draft_id]), {"section": "story"})
+    await runs.settle(draft_id)
+
+    assert response.status_code == 404
+    assert drafts.NOT_FOUND_SENTENCE in text_of(response)
+    snapshot = await live.hub().snapshot(draft_id)
+    assert snapshot is not None and snapshot.state is RunState.NEEDS_ATTENTION
+    draft = await current_draft(parent)
+    assert draft is not None and draft.pages == [] and draft.pending_input == "a whale sings a song"
+
+
 def test_a_missing_draft_picture_is_not_found(parent_client: Client, parent: Any) -> None:
     draft_id = start_book(parent_client, parent)
     assert parent_client.get(reverse("books:draft_picture", args=[draft_id, 1])).status_code == 404
@@ -667,3 +740,56 @@ async def test_staff_alone_cannot_read_a_familys_book_but_an_admin_who_may_view_
     assert (await admin.get(reverse("books:read", args=[book.pk]))).status_code == 200
     picture = await afetch_picture(admin, reverse("books:book_picture", args=[book.pk, 1]))
     assert picture.startswith(PNG_SIGNATURE)
+
+
+# -- numbers no database row can have ---------------------------------------------------------------
+
+# 2**63 is one past the largest integer SQLite and PostgreSQL compare with; the longer one was made up.
+BEYOND_THE_DATABASE = [str(2**63), "9" * 25]
+NOT_FOUND_HEADING = "We couldn't find that"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("huge", BEYOND_THE_DATABASE)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/{huge}/"),
+        ("get", "/{huge}/book.pdf"),
+        ("get", "/{huge}/pages/1/picture"),
+        ("get", "/{book}/pages/{huge}/picture"),
+        ("get", "/drafts/{draft}/pages/{huge}/picture"),
+        ("get", "/drafts/{draft}/pages/{huge}/edit"),
+        ("post", "/drafts/{draft}/pages/{huge}/make"),
+        ("post", "/drafts/{draft}/pages/{huge}/write"),
+        ("get", "/children/{huge}/edit/"),
+        ("post", "/children/{huge}/delete/"),
+    ],
+)
+def test_a_number_beyond_what_the_database_holds_is_a_friendly_404(
+    parent_client: Client, parent: Any, method: str, path: str, huge: str
+) -> None:
+    book = finished_book(parent)
+    draft_id = start_book(parent_client, parent)
+    url = path.format(huge=huge, book=book.pk, draft=draft_id)
+    # Unkind words would be kept as a flag on that page number, were it let through.
+    response = getattr(parent_client, method)(
+        url, {"child_input": "the troll kills the goat", "write-text": "Bori is a stupid cat."}
+    )
+    assert response.status_code == 404
+    assert NOT_FOUND_HEADING in text_of(response)
+    assert parent_client.get(book.get_absolute_url()).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_page_number_no_page_can_have_is_a_404_before_any_words_are_kept(
+    parent_client: Client, parent: Any
+) -> None:
+    draft_id = start_book(parent_client, parent)
+    # A page (and a flag's page) is stored as a small integer: 32767 at most.
+    response = parent_client.post(
+        f"/drafts/{draft_id}/pages/32768/make", {"child_input": "the troll kills the goat"}
+    )
+    assert response.status_code == 404
+    assert NOT_FOUND_HEADING in text_of(response)
+    assert not ModerationFlag.objects.exists()

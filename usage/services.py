@@ -72,3 +72,9 @@ def attach_to_book(*, book: Book) -> int:
     return UsageRecord.objects.filter(
         draft_id=book.draft_id, user_id=book.owner_id, book__isnull=True
     ).update(book=book)
+
+
+def forget_drafts(*, user_id: int, draft_ids: list[str]) -> int:
+    """Delete what these drafts' runs used; today's quota, counted apart, is not given back."""
+    deleted, _ = UsageRecord.objects.filter(user_id=user_id, draft_id__in=draft_ids).delete()
+    return deleted
