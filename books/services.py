@@ -84,6 +84,7 @@ def start_book(
     )
     safety.screen_input(
         user_id=user_id,
+        child_id=child.pk,
         draft_id=draft.draft_id,
         source=FlagSource.CHARACTERS,
         text="\n".join(f"{c.name}: {c.description}" if c.description else c.name for c in draft.characters),
@@ -110,6 +111,7 @@ def edit_page(*, user_id: int, draft_id: str, page_number: int, text: str, quest
     edited = draft.page(page_number)
     safety.screen_input(
         user_id=user_id,
+        child_id=draft.child_id,
         draft_id=draft_id,
         source=FlagSource.PARENT_PAGE,
         text=_page_words(edited.text, edited.question),
@@ -158,6 +160,7 @@ async def start_next_page(
     draft = await sync_to_async(drafts.load)(user_id, draft_id)
     await safety.ascreen_input(
         user_id=user_id,
+        child_id=draft.child_id,
         draft_id=draft_id,
         source=FlagSource.CHILD_IDEA,
         text=cleaned,
@@ -183,6 +186,7 @@ async def start_own_page(
     draft = await sync_to_async(drafts.load)(user_id, draft_id)
     await safety.ascreen_input(
         user_id=user_id,
+        child_id=draft.child_id,
         draft_id=draft_id,
         source=FlagSource.PARENT_PAGE,
         text=_page_words(cleaned_text, cleaned_question),
@@ -646,6 +650,7 @@ def finish_book(*, user_id: int, draft_id: str, title: str) -> Book:
     if already is None:
         safety.screen_input(
             user_id=user_id,
+            child_id=draft.child_id,
             draft_id=draft.draft_id,
             source=FlagSource.TITLE,
             text=finished.title,

@@ -81,8 +81,9 @@ def delete_child(*, parent_id: int, child_id: int) -> Footprint:
             # Through the ORM, so every row pointing at these books (pages, characters and
             # other apps' CASCADE foreign keys) goes with them.
             books.delete()
-            # Kept by draft id, so a book in progress (or put away) leaves them behind unless
-            # asked by name: a flag even holds the child's own words.
+            # Usage is kept by draft id, so a book in progress (or put away) leaves it behind
+            # unless asked by name. Flags name the child and go with it, but those recorded
+            # before they did are found by draft id too: a flag even holds the child's words.
             safety.forget_drafts(user_id=parent_id, draft_ids=stored.draft_ids)
             usage_services.forget_drafts(user_id=parent_id, draft_ids=stored.draft_ids)
             child.delete()

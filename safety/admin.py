@@ -40,6 +40,7 @@ class ModerationFlagAdmin(admin.ModelAdmin):
         "created_at",
         "user",
         "draft_id",
+        "child",
         "book",
         "page_number",
         "source",

@@ -40,6 +40,17 @@ class ModerationFlag(models.Model):
         verbose_name=_("user"),
     )
     draft_id = models.CharField(_("draft"), max_length=32, db_index=True)
+    # Words about the child can be refused before any draft is kept (the characters), so no
+    # draft id leads the child's deletion to their flag: the database takes it with the child.
+    child = models.ForeignKey(
+        "families.Child",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="moderation_flags",
+        verbose_name=_("child"),
+        help_text=_("The child the book was made with; the flag goes when their profile is deleted."),
+    )
     book = models.ForeignKey(
         "books.Book",
         on_delete=models.CASCADE,

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext
 
-from books import ports
+from books import drafts, ports
 from books.domain import DomainError, Language
 from books.models import Book
 from books.ports import AdapterError, Concern, Verdict
@@ -71,16 +71,21 @@ async def _verdict(text: str, language: Language) -> tuple[Verdict, str]:
 def screen_input(
     *,
     user_id: int,
+    child_id: int | None,
     draft_id: str,
     source: FlagSource,
     text: str,
     language: Language,
     page_number: int | None = None,
 ) -> None:
-    """Check typed words before they are used; raise ``InputHeldBack`` if they may not be."""
+    """Check typed words before they are used; raise ``InputHeldBack`` if they may not be.
+
+    ``child_id`` is the child the draft is made with: a flag goes with the child's profile.
+    """
     verdict, moderator_name = async_to_sync(_verdict)(text, language)
     _hold_back_if_flagged(
         user_id=user_id,
+        child_id=child_id,
         draft_id=draft_id,
         source=source,
         text=text,
@@ -93,6 +98,7 @@ def screen_input(
 async def ascreen_input(
     *,
     user_id: int,
+    child_id: int | None,
     draft_id: str,
     source: FlagSource,
     text: str,
@@ -105,6 +111,7 @@ async def ascreen_input(
         return  # nothing to record: no trip to a database thread
     await sync_to_async(_hold_back_if_flagged)(
         user_id=user_id,
+        child_id=child_id,
         draft_id=draft_id,
         source=source,
         text=text,
@@ -117,6 +124,7 @@ async def ascreen_input(
 def _hold_back_if_flagged(
     *,
     user_id: int,
+    child_id: int | None,
     draft_id: str,
     source: FlagSource,
     text: str,
@@ -128,6 +136,7 @@ def _hold_back_if_flagged(
         return
     record_flag(
         user_id=user_id,
+        child_id=child_id,
         draft_id=draft_id,
         page_number=page_number,
         source=source,
@@ -142,6 +151,7 @@ def _hold_back_if_flagged(
 def record_flag(
     *,
     user_id: int,
+    child_id: int | None,
     draft_id: str,
     source: FlagSource | str,
     text: str,
@@ -151,6 +161,7 @@ def record_flag(
 ) -> ModerationFlag:
     return ModerationFlag.objects.create(
         user_id=user_id,
+        child_id=child_id,
         draft_id=draft_id,
         page_number=page_number,
         source=FlagSource(source),
@@ -165,7 +176,7 @@ def flag_keeper(*, user_id: int, draft_id: str, page_number: int, moderator_name
     """Records what the pipeline held back of a generated section."""
 
     async def keep(section: str, text: str, verdict: Verdict) -> None:
-        await sync_to_async(record_flag)(
+        await sync_to_async(_record_generated_flag)(
             user_id=user_id,
             draft_id=draft_id,
             page_number=page_number,
@@ -176,6 +187,31 @@ def flag_keeper(*, user_id: int, draft_id: str, page_number: int, moderator_name
         )
 
     return keep
+
+
+def _record_generated_flag(
+    *,
+    user_id: int,
+    draft_id: str,
+    page_number: int,
+    source: str,
+    text: str,
+    verdict: Verdict,
+    moderator_name: str,
+) -> None:
+    # A page is made only for the family's current draft, which the run keeps while it holds
+    # the lock; the draft names the child the generated words were written for.
+    draft = drafts.current(user_id)
+    record_flag(
+        user_id=user_id,
+        child_id=draft.child_id if draft is not None and draft.draft_id == draft_id else None,
+        draft_id=draft_id,
+        page_number=page_number,
+        source=source,
+        text=text,
+        verdict=verdict,
+        moderator_name=moderator_name,
+    )
 
 
 @transaction.atomic

@@ -454,6 +454,31 @@ def test_deleting_a_child_takes_their_flags_usage_and_reviews_too(parent: Any) -
     assert UsageRecord.objects.filter(book=kits_book).count() == kits_usage
 
 
+def test_deleting_a_child_takes_the_flag_of_characters_refused_for_their_book(
+    parent: Any, other_parent: Any
+) -> None:
+    """Refused characters leave no draft behind, only their flag: it still holds words about the child."""
+    sunny, kit, bens_child = first_child(parent), add_child(parent, "Kit", "9-10"), first_child(other_parent)
+    refused = [("Rex", "a dog who kills Sunny's cat")]
+    for who, child, characters in (
+        (parent, sunny, refused),
+        (parent, kit, [("Max", "a bandit with a gun")]),
+        (other_parent, bens_child, refused),
+    ):
+        with pytest.raises(UnkindInput):
+            services.start_book(
+                user_id=who.pk, child_id=child.pk, characters=characters, page_count=2, language="en"
+            )
+    assert ModerationFlag.objects.filter(user=parent, text__contains="kills Sunny's cat").exists()
+
+    family_services.delete_child(parent_id=parent.pk, child_id=sunny.pk)
+
+    assert not ModerationFlag.objects.filter(user=parent, text__contains="kills Sunny's cat").exists()
+    # Kit's flag and the other family's (about their own Sunny) are theirs, and stay.
+    assert ModerationFlag.objects.filter(user=parent, text__contains="a bandit with a gun").exists()
+    assert ModerationFlag.objects.filter(user=other_parent, text__contains="kills Sunny's cat").exists()
+
+
 def test_deleting_a_child_finds_a_put_away_draft_s_pictures(parent: Any, picture_store: str) -> None:
     """A draft that was put away (or expired) is no longer the current one; its folder still goes."""
     sunny = first_child(parent)

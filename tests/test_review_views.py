@@ -357,6 +357,7 @@ def test_the_review_page_lists_the_books_moderation_flags(reviewer_client: Clien
 
     record_flag(
         user_id=book.owner_id,
+        child_id=book.child_id,
         draft_id=book.draft_id,
         source=FlagSource.CHILD_IDEA,
         text="the dragon bites everyone",

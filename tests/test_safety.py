@@ -605,6 +605,37 @@ def test_a_moderator_down_keeps_the_edit_form_and_the_page(
     assert drafts.current(parent.pk) == draft
 
 
+def test_every_flag_raised_for_a_childs_book_names_the_child(parent: Any, moody_story: None) -> None:
+    """Typed or generated, refused before a draft is kept or after: the flag goes with the child."""
+    sunny = first_child(parent)
+    with pytest.raises(UnkindInput):
+        start(parent, characters=[("Bori", "a stupid cat")])
+    draft = start(parent, pages=2)
+    with pytest.raises(PageFailed):  # the moody storyteller's first story is flagged
+        asyncio.run(make(parent, draft, 1, "a troll comes to tea"))
+    with pytest.raises(UnkindInput):
+        asyncio.run(make(parent, draft, 1, "the troll kills the goat"))
+    with pytest.raises(UnkindInput):
+        asyncio.run(
+            services.write_page_yourself(
+                user_id=parent.pk, draft_id=draft.draft_id, page_number=1, text="Mina met an idiot."
+            )
+        )
+    draft = asyncio.run(make(parent, draft, 1, "a troll comes to tea"))
+    with pytest.raises(UnkindInput):
+        services.edit_page(
+            user_id=parent.pk, draft_id=draft.draft_id, page_number=1, text="Bori is an idiot.", question=None
+        )
+    draft = asyncio.run(make(parent, draft, 2, "everyone laughs"))
+    with pytest.raises(UnkindInput):
+        services.finish_book(user_id=parent.pk, draft_id=draft.draft_id, title="The Stupid Troll")
+
+    assert [(flag.source, flag.child_id) for flag in flags()] == [
+        (source, sunny.pk)
+        for source in ("characters", "story", "child_idea", "parent_page", "parent_page", "title")
+    ]
+
+
 # -- admin -----------------------------------------------------------------------------------------------
 
 
