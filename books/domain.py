@@ -234,6 +234,8 @@ class BookDraft:
     failed page can be retried)."""
     pending_question: str = ""
     """The parent's own question for the page being made ("" when they gave none)."""
+    pending_source: PageSource = PageSource.AI
+    """Whose words ``pending_input`` is: the child's idea (AI) or the parent's page (PARENT)."""
     last_error: str = ""
     child_id: int | None = None
     """The child this book is made with (None only for drafts older than child profiles)."""
@@ -284,6 +286,7 @@ class BookDraft:
         cleaned = clean_child_input(child_input)
         self.state = BookState.GENERATING
         self.pending_input, self.pending_question = cleaned, ""
+        self.pending_source = PageSource.AI
         self.last_error = ""
         return cleaned
 
@@ -295,6 +298,7 @@ class BookDraft:
         cleaned = clean_page_text(text)
         self.state = BookState.GENERATING
         self.pending_input, self.pending_question = cleaned, clean_question(question)
+        self.pending_source = PageSource.PARENT
         self.last_error = ""
         return cleaned
 
@@ -307,6 +311,7 @@ class BookDraft:
             )
         self.pages.append(page)
         self.pending_input, self.pending_question = "", ""
+        self.pending_source = PageSource.AI
         self.state = BookState.DONE if self.is_complete else BookState.IN_PROGRESS
 
     def add_new_words(self, *, page_number: int, new_words: str) -> None:
@@ -405,7 +410,18 @@ class BookDraft:
             pages=[DraftPage(**{**p, "source": PageSource(p["source"])}) for p in data["pages"]],
             pending_input=data.get("pending_input", ""),
             pending_question=data.get("pending_question", ""),
+            pending_source=PageSource(data.get("pending_source") or _older_pending_source(data)),
             last_error=data.get("last_error", ""),
             child_id=int(data["child_id"]) if data.get("child_id") is not None else None,
             age_band=AgeBand(data.get("age_band") or DEFAULT_AGE_BAND),
         )
+
+
+def _older_pending_source(data: dict[str, Any]) -> PageSource:
+    """Whose words a draft saved before it kept their source holds, as well as can be told.
+
+    A child's idea never comes with a question nor runs past ``MAX_CHILD_INPUT_LENGTH``; a short
+    page the parent wrote without a question reads as a child's idea, as it always did then.
+    """
+    words, question = data.get("pending_input", ""), data.get("pending_question", "")
+    return PageSource.PARENT if question or len(words) > MAX_CHILD_INPUT_LENGTH else PageSource.AI

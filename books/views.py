@@ -36,7 +36,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from books import drafts, pdf, pictures, selectors, services
-from books.domain import MAX_CHILD_INPUT_LENGTH, BookDraft, BookState, DomainError, Language
+from books.domain import BookDraft, BookState, DomainError, Language, PageSource
 from books.drafts import DraftExpired, DraftNotFound
 from books.forms import (
     CHARACTER_ROWS_SHOWN,
@@ -227,7 +227,9 @@ def making_page(
 ) -> HttpResponse:
     if child_form is None and write_form is None:
         child_form, write_form = _forms_keeping_failed_input(draft)
-    write_open = write_form is not None and write_form.is_bound
+    # The parent's own-words form is open when it is what came back with a problem, or when
+    # it holds their words of a page that failed.
+    write_open = write_form is not None and (write_form.is_bound or bool(write_form.initial))
     context = {
         "draft": draft,
         "child": _child_of(draft),
@@ -237,7 +239,6 @@ def making_page(
         "next_number": draft.next_page_number,
         "child_form": child_form if child_form is not None else ChildInputForm(),
         "write_form": write_form if write_form is not None else PageTextForm(prefix="write"),
-        # The parent's own-words form stays open when it is what came back with a problem.
         "write_open": write_open,
         # The tabs of the page being made, or of the last one made (they stay readable).
         "live": snapshot if snapshot and snapshot.page_number >= len(draft.pages) else None,
@@ -257,17 +258,12 @@ def _child_of(draft: BookDraft) -> Any:
 
 def _forms_keeping_failed_input(draft: BookDraft) -> tuple[ChildInputForm, PageTextForm]:
     """After a failed page the draft still holds its input: put it back where it was typed."""
-    child_input, own_words = "", ""
-    if draft.last_error and draft.pending_input:
-        # A parent's page can be longer than a child's input ever is; that tells them apart.
-        if len(draft.pending_input) <= MAX_CHILD_INPUT_LENGTH:
-            child_input = draft.pending_input
-        else:
-            own_words = draft.pending_input
-    return (
-        ChildInputForm(initial={"child_input": child_input}),
-        PageTextForm(prefix="write", initial={"text": own_words}),
-    )
+    if not (draft.last_error and draft.pending_input):
+        return ChildInputForm(), PageTextForm(prefix="write")
+    if draft.pending_source is PageSource.PARENT:
+        words = {"text": draft.pending_input, "question": draft.pending_question}
+        return ChildInputForm(), PageTextForm(prefix="write", initial=words)
+    return ChildInputForm(initial={"child_input": draft.pending_input}), PageTextForm(prefix="write")
 
 
 def _to_the_live_tabs(draft_id: str) -> HttpResponse:

@@ -173,6 +173,41 @@ def test_a_failed_parents_page_keeps_their_words_and_question_for_a_retry() -> N
     assert (restored.pending_input, restored.pending_question) == ("a storm", "")
 
 
+def test_a_draft_keeps_whose_words_the_failed_page_was_made_from() -> None:
+    import json
+
+    draft = a_book()
+    draft.begin_parent_page(page_number=1, text="Mina opened the gate.")  # as short as an idea
+    draft.abandon_page("the illustrator is busy")
+    restored = BookDraft.from_dict(json.loads(json.dumps(draft.to_dict())))
+    assert restored == draft and restored.pending_source is PageSource.PARENT
+    restored.begin_page(page_number=1, child_input="a storm")
+    restored.abandon_page("the storyteller is busy")
+    again = BookDraft.from_dict(json.loads(json.dumps(restored.to_dict())))
+    assert (again.pending_input, again.pending_source) == ("a storm", PageSource.AI)
+
+
+@pytest.mark.parametrize(
+    ("words", "question", "source"),
+    [
+        ("a storm", "", PageSource.AI),
+        ("Mina opened the gate.", "Who is there?", PageSource.PARENT),
+        ("Mina walked on. " * 20, "", PageSource.PARENT),  # longer than a child's idea can be
+    ],
+)
+def test_a_draft_saved_before_it_kept_the_source_still_loads(
+    words: str, question: str, source: PageSource
+) -> None:
+    draft = a_book()
+    draft.begin_page(page_number=1, child_input="a storm")
+    draft.abandon_page("the storyteller is busy")
+    older = {**draft.to_dict(), "pending_input": words, "pending_question": question}
+    del older["pending_source"]
+    restored = BookDraft.from_dict(older)
+    assert (restored.pending_input, restored.pending_question) == (words, question)
+    assert restored.pending_source is source
+
+
 def test_edit_page_marks_it_as_the_parents_words() -> None:
     draft = a_book()
     make(draft, 1, text="Old text.")

@@ -24,7 +24,7 @@ from django.urls import reverse
 from books import drafts
 from books.domain import BookDraft, BookState
 from books.models import Book
-from books.ports import AdapterError, StoryContext, StoryWriter
+from books.ports import AdapterError, Illustrator, Picture, StoryContext, StoryWriter
 from safety.models import ModerationFlag
 from streaming import live, runs
 from streaming.live import RunState
@@ -46,6 +46,13 @@ class SleepyStoryWriter(StoryWriter):
     async def write(self, context: StoryContext) -> AsyncIterator[str]:
         raise AdapterError("The storyteller fell asleep; try again in a moment.")
         yield ""  # pragma: no cover - makes this an async generator
+
+
+class BrokenIllustrator(Illustrator):
+    """An illustrator that cannot draw: a page fails even when the parent wrote its words."""
+
+    async def draw(self, context: StoryContext) -> Picture:
+        raise AdapterError("The illustrator's pencils broke; try again in a moment.")
 
 
 class PatientStoryWriter(StoryWriter):
@@ -457,6 +464,69 @@ async def test_a_failed_page_keeps_the_input_and_the_book(
     page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
     assert "could not be made" not in page
     assert "Page 1 is in your book." in page
+
+
+def box(page: str, name: str) -> str:
+    """What the making page's field ``name`` holds as the browser shows it ("" when empty)."""
+    textarea = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', page, flags=re.S)
+    if textarea is not None:
+        return textarea.group(1).strip()
+    field = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+    assert field is not None, f"the making page has no {name} field"
+    value = re.search(r'value="([^"]*)"', field.group(0))
+    return value.group(1) if value else ""
+
+
+def writing_it_yourself_is_open(page: str) -> bool:
+    found = re.search(r'<details class="write-yourself"( open)?>', page)
+    assert found is not None, "the making page has no write-it-yourself section"
+    return found.group(1) is not None
+
+
+def form_said_to_keep_the_words(page: str) -> str:
+    """Which form the "your words are still in the box" hint is in: the child's or the parent's."""
+    assert page.count('class="hint kept-words"') == 1
+    hint, parents = page.index('class="hint kept-words"'), page.index('<details class="write-yourself"')
+    return "parent's" if hint > parents else "child's"
+
+
+@async_db
+async def test_a_short_page_the_parent_wrote_that_fails_comes_back_in_their_box_with_its_question(
+    parent_aclient: AsyncClient, parent: Any, settings: Any
+) -> None:
+    """Words as short as a child's idea are still the parent's: the child's box stays empty."""
+    draft_id = await astart_book(parent_aclient, parent)
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "ILLUSTRATOR": f"{__name__}.BrokenIllustrator"}
+    words = "Mina opened the gate."
+
+    response = await parent_aclient.post(
+        reverse("books:write_page", args=[draft_id, 1]),
+        {"write-text": words, "write-question": "Who is there?"},
+    )
+    await runs.settle(draft_id)
+
+    assert response.status_code == 302
+    page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
+    assert "Page 1 could not be made" in page
+    assert (box(page, "write-text"), box(page, "write-question")) == (words, "Who is there?")
+    assert box(page, "child_input") == ""
+    assert writing_it_yourself_is_open(page) and form_said_to_keep_the_words(page) == "parent's"
+
+
+@async_db
+async def test_a_childs_idea_that_fails_comes_back_in_the_childs_box(
+    parent_aclient: AsyncClient, parent: Any, settings: Any
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "ILLUSTRATOR": f"{__name__}.BrokenIllustrator"}
+
+    await amake_page(parent_aclient, draft_id, 1, "a whale sings a song")
+
+    page = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
+    assert "Page 1 could not be made" in page
+    assert box(page, "child_input") == "a whale sings a song"
+    assert (box(page, "write-text"), box(page, "write-question")) == ("", "")
+    assert not writing_it_yourself_is_open(page) and form_said_to_keep_the_words(page) == "child's"
 
 
 @async_db
