@@ -90,7 +90,11 @@ def domain_error_page(
     else:
         back_url, back_label = reverse("books:draft", args=[draft_id]), _("Back to your book")
     context = {"message": str(error), "status": error.status, "back_url": back_url, "back_label": back_label}
-    if getattr(request, "htmx", False) and isinstance(error, GenerationLimited):
+    htmx = getattr(request, "htmx", None)
+    if htmx and htmx.target == "book":
+        # A form on the making page asked and swaps #book: the sentence and its link go there.
+        response = render(request, "error.html#in_the_book", context, status=error.status)
+    elif htmx and isinstance(error, GenerationLimited):
         # A button on the live tabs (hx-swap="none") asked: the sentence goes into the notice there.
         response = render(request, "streaming/live.html#notice", {"notice": str(error)}, status=error.status)
     else:
@@ -211,7 +215,7 @@ def draft_page(request: FamilyRequest, draft_id: str) -> HttpResponse:
     draft, snapshot = services.live_page(user_id=request.user.pk, draft_id=draft_id)
     # htmx fetches the book again when a run ends and swaps in #book only: the rest of the page
     # (header, menus) is neither needed nor rendered, which was half of that request's work.
-    return making_page(request, draft, snapshot=snapshot, only_the_book=bool(request.htmx))
+    return making_page(request, draft, snapshot=snapshot, only_the_book=_swaps_the_book(request))
 
 
 def making_page(
@@ -242,6 +246,8 @@ def making_page(
         "write_open": write_open,
         # The tabs of the page being made, or of the last one made (they stay readable).
         "live": snapshot if snapshot and snapshot.page_number >= len(draft.pages) else None,
+        # The frame this page is drawn at: the socket catches up from there (see making.html).
+        "live_seq": snapshot.seq if snapshot else 0,
         "language": draft.language.value,
         "refusal": refusal,
         "usage": usage_selectors.draft_usage(user_id=draft.owner_id, draft_id=draft.draft_id),
@@ -271,8 +277,21 @@ def _to_the_live_tabs(draft_id: str) -> HttpResponse:
 
 
 def _reload_making_page(request: HttpRequest, user_id: int, draft_id: str, **forms: Any) -> HttpResponse:
+    """The making page again after a form was posted; only #book when htmx posted it (in place)."""
     draft, snapshot = services.live_page(user_id=user_id, draft_id=draft_id)
-    return making_page(request, draft, snapshot=snapshot, **forms)
+    return making_page(request, draft, snapshot=snapshot, only_the_book=_swaps_the_book(request), **forms)
+
+
+def _swaps_the_book(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx and htmx.target == "book")
+
+
+async def _after_starting(request: HttpRequest, user_id: int, draft_id: str) -> HttpResponse:
+    """The page is under way: htmx swaps in the book with its live tabs; a plain form goes to them."""
+    if _swaps_the_book(request):
+        return await sync_to_async(_reload_making_page)(request, user_id, draft_id)
+    return _to_the_live_tabs(draft_id)
 
 
 @login_required
@@ -301,7 +320,7 @@ async def make_page(request: FamilyRequest, draft_id: str, number: int) -> HttpR
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, child_form=form, status=held_back.status
         )
-    return _to_the_live_tabs(draft_id)
+    return await _after_starting(request, user.pk, draft_id)
 
 
 @login_required
@@ -330,7 +349,7 @@ async def write_page(request: FamilyRequest, draft_id: str, number: int) -> Http
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, write_form=form, status=held_back.status
         )
-    return _to_the_live_tabs(draft_id)
+    return await _after_starting(request, user.pk, draft_id)
 
 
 async def _refused_for_now(

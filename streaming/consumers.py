@@ -11,6 +11,7 @@ of this process (no channel-layer hop per frame: that path is the capacity limit
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -70,10 +71,22 @@ class PageConsumer(AsyncWebsocketConsumer):
             await self.hub.unwatch(self.draft_id, self.take_frame)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        # The browser only listens; whatever it sends is answered with a notice, never a crash.
-        with translation.override(self.language):
-            html = _render("notice", {"notice": _("This connection only shows the page being made.")})
-        await self.send(text_data=html)
+        """The page says which frame the book it just swapped in was drawn at; nothing else is expected.
+
+        A book drawn at another frame than this socket has sent (frames went to the part of the
+        page that was replaced, or the book is newer than the frames still on their way) gets
+        the snapshot again, so the page ends with every piece once. Anything else is answered
+        with a notice, never a crash.
+        """
+        drawn_at = _drawn_at(text_data)
+        if drawn_at is None:
+            with translation.override(self.language):
+                html = _render("notice", {"notice": _("This connection only shows the page being made.")})
+            await self.send(text_data=html)
+            return
+        async with self.in_order:
+            if drawn_at != self.sent_seq:
+                await self._send_snapshot()
 
     async def take_frame(self, deltas: list[Delta]) -> None:
         """Called by the hub with every frame of this draft, in order."""
@@ -125,6 +138,21 @@ class PageConsumer(AsyncWebsocketConsumer):
         except DomainError:
             return False
         return True
+
+
+def _drawn_at(text_data: str | None) -> int | None:
+    """The frame number in ``{"drawn_at": N, ...}`` (htmx's ws-send adds its headers), else None."""
+    try:
+        message = json.loads(text_data or "")
+        drawn_at = message["drawn_at"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if isinstance(drawn_at, bool) or not isinstance(drawn_at, int | str):
+        return None
+    try:
+        return int(drawn_at)
+    except ValueError:
+        return None
 
 
 def language_of(scope: dict[str, Any]) -> str:

@@ -330,10 +330,15 @@ def start_book(page: Page, pages: int = 3, screenshot: str = "", child_screensho
 
 
 def ask_for_page(page: Page, number: int, child_input: str) -> None:
-    """Type what happens next and press the button; the live tabs take over from there."""
+    """Type what happens next and press the button; the live tabs take over from there.
+
+    htmx posts the form and swaps the book in place: the page is not loaded again and its
+    socket stays open.
+    """
     page.fill("#id_child_input", child_input)
-    with page.expect_navigation():
+    with page.expect_response(lambda answer: answer.url.endswith(f"/pages/{number}/make")) as answer:
         page.get_by_role("button", name=f"Make page {number}").click()
+    assert answer.value.status == 200
     page.locator("#run-state").wait_for(state="attached")
 
 
@@ -381,6 +386,10 @@ def test_a_family_makes_and_reads_a_whole_book(browser_page: Page, server: AppSe
     page.on(
         "request", lambda sent: fetched_again.append(sent.url) if sent.headers.get("hx-request") else None
     )
+    # Pages are asked for and kept in place: the making page is never loaded again, so the one
+    # socket it opened serves the whole book.
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
 
     ideas = ["a dragon comes to tea", "they fly over the sea", "everyone has a big picnic"]
     for number, idea in enumerate(ideas[:2], start=1):
@@ -406,6 +415,7 @@ def test_a_family_makes_and_reads_a_whole_book(browser_page: Page, server: AppSe
     page.get_by_role("link", name="Give your book a title").wait_for()
     page.wait_for_timeout(1500)  # time enough for a loop of fetches to show itself
     assert len([url for url in fetched_again if url.endswith("/")]) <= 3, fetched_again
+    assert len(sockets) <= 1, sockets  # the socket opened with the page (before this listener) or one
     page.get_by_role("link", name="Give your book a title").click()
     page.get_by_role("heading", name="Give your book a title").wait_for()
     page.fill("#id_title", "Mina and the Dragon's Tea")

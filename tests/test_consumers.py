@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -229,7 +230,7 @@ async def test_a_message_from_the_browser_gets_a_notice_and_the_socket_stays_ope
     paced(settings, monkeypatch)
     draft = await a_book(parent)
     socket = await open_socket(draft.draft_id, cookie)
-    for message in ("hello?", '{"HEADERS": {}, "child_input": "x"}'):
+    for message in ("hello?", '{"HEADERS": {}, "child_input": "x"}', '{"drawn_at": true}', '["drawn_at"]'):
         await socket.communicator.send_to(text_data=message)
         notice = await socket.next_frame()
         assert 'id="live-notice"' in notice
@@ -239,6 +240,50 @@ async def test_a_message_from_the_browser_gets_a_notice_and_the_socket_stays_ope
     await socket.read_until('class="run-state is-complete"')
     await runs.settle(draft.draft_id)
     assert socket.story == STORY == await kept_page_text(parent)
+    await socket.close()
+
+
+async def test_a_book_swapped_in_at_an_older_frame_gets_the_snapshot_again(
+    parent: Any, cookie: bytes, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """htmx swapped in a #book drawn before frames this socket already sent: they are sent again."""
+    pace = paced(settings, monkeypatch, 5)
+    draft = await a_book(parent)
+    await start_page(parent, draft)
+    await pace.reached(5)
+    socket = await open_socket(draft.draft_id, cookie)
+    await socket.read_until_story("".join(STORY_PIECES[:5]))
+
+    await socket.communicator.send_to(
+        text_data=json.dumps({"drawn_at": 1, "HEADERS": {"HX-Request": "true"}})
+    )
+    again = await socket.next_frame()
+    assert '<section id="live"' in again and 'hx-swap-oob="true"' in again
+    assert socket.story == "".join(STORY_PIECES[:5])  # the whole story so far, once
+
+    pace.go_on(5)
+    await socket.read_until('class="run-state is-complete"')
+    await runs.settle(draft.draft_id)
+    assert socket.story == STORY == await kept_page_text(parent)
+    await socket.close()
+
+
+async def test_a_book_swapped_in_at_the_frame_the_socket_is_at_needs_nothing(
+    parent: Any, cookie: bytes, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paced(settings, monkeypatch)
+    draft = await a_book(parent)
+    await start_page(parent, draft)
+    await runs.settle(draft.draft_id)
+    socket = await open_socket(draft.draft_id, cookie)
+    snapshot = await socket.next_frame()
+    stored = await live.hub().snapshot(draft.draft_id)
+    assert stored is not None and 'class="run-state is-complete"' in snapshot
+
+    await socket.communicator.send_to(text_data=json.dumps({"drawn_at": stored.seq}))
+    assert await socket.communicator.receive_nothing()
+    await socket.communicator.send_to(text_data=json.dumps({"drawn_at": str(stored.seq)}))
+    assert await socket.communicator.receive_nothing()
     await socket.close()
 
 

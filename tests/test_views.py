@@ -398,6 +398,64 @@ async def test_an_empty_input_keeps_the_making_page(parent_aclient: AsyncClient,
     assert "Make page 1" in text_of(response)
 
 
+# htmx posts the making page's forms and swaps #book in place (HX-Target: book).
+HTMX_INTO_THE_BOOK = {"HX-Request": "true", "HX-Target": "book"}
+
+
+@async_db
+async def test_a_page_asked_for_by_htmx_answers_with_the_book_and_its_live_tabs(
+    parent_aclient: AsyncClient, parent: Any, patient_storyteller: asyncio.Event
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    response = await parent_aclient.post(
+        reverse("books:make_page", args=[draft_id, 1]),
+        {"child_input": "they find a blue door"},
+        headers=HTMX_INTO_THE_BOOK,
+    )
+    book = text_of(response)
+    assert response.status_code == 200
+    assert book.lstrip().startswith('<div id="book">') and "<html" not in book
+    assert "Making page 1…" in book and 'id="live"' in book
+    assert 'name="child_input"' not in book  # no second page can be asked for meanwhile
+    # The socket is around #book, not in it: swapping the book keeps it open.
+    assert "ws-connect" not in book and 'id="making"' not in book
+    # It says which frame it was drawn at, so the socket can catch it up (no later than now).
+    drawn_at = re.search(r"""hx-vals='\{"drawn_at": (\d+)\}'""", book)
+    snapshot = live.read_snapshot(draft_id)
+    assert drawn_at is not None and snapshot is not None and 1 <= int(drawn_at.group(1)) <= snapshot.seq
+
+    patient_storyteller.set()
+    await runs.settle(draft_id)
+    whole = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
+    assert 'id="making" hx-ext="ws" ws-connect="/ws/drafts/' in whole and "<html" in whole
+
+
+@async_db
+async def test_a_refused_page_asked_for_by_htmx_comes_back_in_the_book_with_the_words_kept(
+    parent_aclient: AsyncClient, parent: Any, patient_storyteller: asyncio.Event
+) -> None:
+    draft_id = await astart_book(parent_aclient, parent)
+    make = reverse("books:make_page", args=[draft_id, 1])
+    empty = await parent_aclient.post(make, {"child_input": "   "}, headers=HTMX_INTO_THE_BOOK)
+    assert empty.status_code == 400
+    assert text_of(empty).lstrip().startswith('<div id="book">')
+    assert "Tell us what happens next" in text_of(empty)
+
+    first = await parent_aclient.post(make, {"child_input": "the first idea"}, headers=HTMX_INTO_THE_BOOK)
+    assert first.status_code == 200
+    again = await parent_aclient.post(make, {"child_input": "the second idea"}, headers=HTMX_INTO_THE_BOOK)
+    assert again.status_code == 409
+    refused = text_of(again)
+    assert refused.lstrip().startswith('<div id="book">') and "<html" not in refused
+    assert "A page is being made right now" in refused
+    assert reverse("books:draft", args=[draft_id]) in refused  # the way back to the book
+
+    patient_storyteller.set()
+    await runs.settle(draft_id)
+    draft = await current_draft(parent)
+    assert draft is not None and [page.child_input for page in draft.pages] == ["the first idea"]
+
+
 @async_db
 async def test_a_second_page_while_one_is_being_made_is_refused(
     parent_aclient: AsyncClient, parent: Any, patient_storyteller: asyncio.Event
