@@ -413,6 +413,8 @@ def seed_main(argv: Sequence[str]) -> None:
 # ================================================================================================
 
 RUN_STATE = re.compile(r'class="run-state is-(\w+)"')
+DRAWN_AT = re.compile(r"""hx-vals='\{"drawn_at": (\d+)\}'""")
+HTMX = {"HX-Request": "true", "HX-Target": "book", "HX-Current-URL": "bench"}
 DRAFT_URL = re.compile(r"/drafts/([0-9a-f]+)/")
 
 
@@ -543,14 +545,19 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
             book.close_code = closed.rcvd.code if closed.rcvd else None
             book.errors.append(f"socket closed before the page was complete (code {book.close_code})")
 
+    async def swapped_in(book: ClientBook, response: Any) -> None:
+        """htmx swapped #book in: its ws-send tells the socket which frame the book was drawn at."""
+        found = DRAWN_AT.search(response.text)
+        if found:
+            await sockets[book.index].send(json.dumps({"drawn_at": int(found.group(1)), "HEADERS": HTMX}))
+
     async def fetch_book(book: ClientBook) -> None:
-        """What the browser does when a run ends: htmx fetches the making page again (after 400 ms)."""
+        """What the browser does when a run ends: htmx fetches #book again (after 400 ms)."""
         await asyncio.sleep(0.4)
         try:
-            response = await https[book.index].get(
-                f"/drafts/{book.draft_id}/", headers={"HX-Request": "true"}
-            )
-            expect(book, "page after the run", response, 200)
+            response = await https[book.index].get(f"/drafts/{book.draft_id}/", headers=HTMX)
+            if expect(book, "page after the run", response, 200):
+                await swapped_in(book, response)
         except Exception as error:
             book.errors.append(f"page after the run: {type(error).__name__}: {error}")
 
@@ -560,13 +567,15 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
             await _sleep_until(start + book.offset)
         book.post_sent = now()
         try:
+            # As htmx posts the form: the answer is #book with the live tabs, swapped in place.
             response = await client.post(
                 f"/drafts/{book.draft_id}/pages/1/make",
                 data={"child_input": f"a dragon comes to tea ({book.token})"},
-                headers={"X-CSRFToken": csrf(client)},
+                headers={"X-CSRFToken": csrf(client), **HTMX},
             )
             book.post_done, book.post_status = now(), response.status_code
-            expect(book, "make page", response, 302)
+            if expect(book, "make page", response, 200):
+                await swapped_in(book, response)
         except Exception as error:
             book.errors.append(f"make page: {type(error).__name__}: {error}")
 
