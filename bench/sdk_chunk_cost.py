@@ -1,9 +1,10 @@
 """What one streamed chunk costs the server's event loop to receive, by client; and one AsyncOpenAI().
 
 Not a test: it prints CPU per chunk for N concurrent story streams from the same scripted
-upstream as live_pages.py (91 chunks at 50 tokens/s each), read three ways, each in its own
-fresh process: the OpenAI SDK (one shared AsyncOpenAI client, as the adapters stream),
-httpx2 (what the SDK sits on) with ``json.loads``, and plain asyncio streams with ``json.loads``.
+upstream as live_pages.py (91 chunks at 50 tokens/s each), read four ways, each in its own
+fresh process: the OpenAI SDK's typed stream (its default httpx2 layer), the SDK as the
+adapters use it (``post()`` on the SDK's aiohttp layer, events read as JSON), httpx2 (what
+the SDK sits on by default) with ``json.loads``, and plain asyncio streams with ``json.loads``.
 
     .venv/bin/python bench/sdk_chunk_cost.py            # 10, 50 and 200 streams
     .venv/bin/python bench/sdk_chunk_cost.py 50
@@ -12,6 +13,7 @@ httpx2 (what the SDK sits on) with ``json.loads``, and plain asyncio streams wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
 import socket
@@ -49,6 +51,38 @@ async def through_sdk(base_url: str, streams: int) -> int:
 
     await one(0)
     return await measure(streams, one)
+
+
+async def through_sdk_aiohttp(base_url: str, streams: int) -> int:
+    """As the adapters read a story: the SDK's post() on aiohttp, server-sent events read as JSON."""
+    import httpx2
+    from openai import AsyncOpenAI, DefaultAioHttpClient
+
+    sys.path.insert(0, str(ROOT))
+    from books.adapters.openai import _server_sent_chunks
+
+    client = AsyncOpenAI(
+        api_key="bench", base_url=base_url, max_retries=0, http_client=DefaultAioHttpClient(timeout=60)
+    )
+
+    async def one(index: int) -> int:
+        body = {
+            "model": "m",
+            "stream": True,
+            "messages": [*MESSAGES, {"role": "user", "content": f"lwb-cost-{index}"}],
+        }
+        response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response, stream=True)
+        chunks = 0
+        async with contextlib.aclosing(response):
+            async for _ in _server_sent_chunks(response.aiter_bytes()):
+                chunks += 1
+        return chunks
+
+    await one(0)
+    try:
+        return await measure(streams, one)
+    finally:
+        await client.close()
 
 
 async def through_httpx(base_url: str, streams: int) -> int:
@@ -135,7 +169,12 @@ def free_port() -> int:
 
 
 def main() -> None:
-    ways = {"sdk": through_sdk, "httpx": through_httpx, "asyncio": through_asyncio}
+    ways = {
+        "sdk": through_sdk,
+        "sdk-aiohttp-json": through_sdk_aiohttp,
+        "httpx": through_httpx,
+        "asyncio": through_asyncio,
+    }
     if len(sys.argv) > 1 and sys.argv[1] == "_way":
         asyncio.run(ways[sys.argv[2]](sys.argv[3], int(sys.argv[4])))
         return
