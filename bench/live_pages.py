@@ -42,7 +42,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -362,6 +362,21 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, st
     else:
         body = await reader.readexactly(int(headers.get("content-length") or 0))
     return path, headers, body
+
+
+@contextlib.contextmanager
+def scripted_upstream() -> Iterator[str]:
+    """This upstream in a process of its own, for the other bench scripts; yields its base URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="lw-upstream-") as folder:
+        upstream = subprocess.Popen(
+            [PYTHON, SELF, "_upstream", "--port", str(port), "--log", f"{folder}/up.jsonl"]
+        )
+        try:
+            wait_port(port, 20)
+            yield f"http://{HOST}:{port}/v1"
+        finally:
+            stop_process(upstream, 10)
 
 
 def upstream_main(argv: Sequence[str]) -> None:

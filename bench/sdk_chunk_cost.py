@@ -16,10 +16,8 @@ import asyncio
 import contextlib
 import json
 import resource
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -161,13 +159,6 @@ def client_cost() -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def main() -> None:
     ways = {
         "sdk": through_sdk,
@@ -182,31 +173,17 @@ def main() -> None:
         client_cost()
         return
     counts = [int(n) for n in sys.argv[1:]] or [10, 50, 200]
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="lw-sdk-cost-") as folder:
-        upstream = subprocess.Popen(
-            [PYTHON, LIVE_PAGES, "_upstream", "--port", str(port), "--log", f"{folder}/upstream.jsonl"]
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            subprocess.run([PYTHON, __file__, "_client"], check=True, timeout=120)
-            for way in ways:
-                print(f"{way}:")
-                for streams in counts:
-                    subprocess.run(
-                        [PYTHON, __file__, "_way", way, f"http://127.0.0.1:{port}/v1", str(streams)],
-                        check=True,
-                        timeout=300,
-                    )
-        finally:
-            upstream.terminate()
-            upstream.wait(timeout=10)
+    sys.path.insert(0, str(ROOT / "bench"))
+    from live_pages import scripted_upstream
+
+    with scripted_upstream() as base_url:
+        subprocess.run([PYTHON, __file__, "_client"], check=True, timeout=120)
+        for way in ways:
+            print(f"{way}:")
+            for streams in counts:
+                subprocess.run(
+                    [PYTHON, __file__, "_way", way, base_url, str(streams)], check=True, timeout=300
+                )
 
 
 if __name__ == "__main__":

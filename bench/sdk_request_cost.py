@@ -19,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -106,13 +104,6 @@ async def transform_cost() -> None:
     print(f"  chat.completions.create's parameter transform for a story request: {1e3 * each:.2f} ms of CPU")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "_way":
         asyncio.run(one_way(sys.argv[2], sys.argv[3]))
@@ -120,36 +111,22 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_transform":
         asyncio.run(transform_cost())
         return
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="lw-sdk-request-") as folder:
-        upstream = subprocess.Popen(
-            [PYTHON, LIVE_PAGES, "_upstream", "--port", str(port), "--log", f"{folder}/upstream.jsonl"]
+    sys.path.insert(0, str(ROOT / "bench"))
+    from live_pages import scripted_upstream
+
+    with scripted_upstream() as base_url:
+        print(f"moderation requests, {IN_FLIGHT} in flight, one input each:")
+        for way in ("typed", "typed-aiohttp", "post-json", "post-json-aiohttp"):
+            subprocess.run([PYTHON, __file__, "_way", way, base_url], check=True, timeout=300)
+        measured = subprocess.run(
+            [PYTHON, __file__, "_transform"],
+            check=False,
+            timeout=120,
+            env={"DJANGO_SETTINGS_MODULE": "littlewriter.settings", "PATH": "/usr/bin:/bin"},
+            cwd=ROOT,
         )
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            print(f"moderation requests, {IN_FLIGHT} in flight, one input each:")
-            for way in ("typed", "typed-aiohttp", "post-json", "post-json-aiohttp"):
-                subprocess.run(
-                    [PYTHON, __file__, "_way", way, f"http://127.0.0.1:{port}/v1"], check=True, timeout=300
-                )
-            env_ok = subprocess.run(
-                [PYTHON, __file__, "_transform"],
-                check=False,
-                timeout=120,
-                env={"DJANGO_SETTINGS_MODULE": "littlewriter.settings", "PATH": "/usr/bin:/bin"},
-                cwd=ROOT,
-            )
-            if env_ok.returncode != 0:
-                print("  (the transform measurement failed; see above)")
-        finally:
-            upstream.terminate()
-            upstream.wait(timeout=10)
+        if measured.returncode != 0:
+            print("  (the transform measurement failed; see above)")
 
 
 if __name__ == "__main__":
