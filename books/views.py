@@ -287,10 +287,16 @@ def _swaps_the_book(request: HttpRequest) -> bool:
     return bool(htmx and htmx.target == "book")
 
 
-async def _after_starting(request: HttpRequest, user_id: int, draft_id: str) -> HttpResponse:
-    """The page is under way: htmx swaps in the book with its live tabs; a plain form goes to them."""
+def _after_starting(request: HttpRequest, draft_id: str) -> HttpResponse:
+    """The page is under way: a plain form goes to the live tabs; htmx is told to drop the form.
+
+    The socket draws the tabs as the run starts, so the book is not rendered again here (that
+    render was a fifth of a page's CPU, bench/README.md); it is fetched when the run ends.
+    """
     if _swaps_the_book(request):
-        return await sync_to_async(_reload_making_page)(request, user_id, draft_id)
+        response = render(request, "books/making.html#started")
+        response["HX-Reswap"] = "none"  # only the out-of-band parts: #book stays as it is
+        return response
     return _to_the_live_tabs(draft_id)
 
 
@@ -320,7 +326,7 @@ async def make_page(request: FamilyRequest, draft_id: str, number: int) -> HttpR
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, child_form=form, status=held_back.status
         )
-    return await _after_starting(request, user.pk, draft_id)
+    return _after_starting(request, draft_id)
 
 
 @login_required
@@ -349,7 +355,7 @@ async def write_page(request: FamilyRequest, draft_id: str, number: int) -> Http
         return await sync_to_async(_reload_making_page)(
             request, user.pk, draft_id, write_form=form, status=held_back.status
         )
-    return await _after_starting(request, user.pk, draft_id)
+    return _after_starting(request, draft_id)
 
 
 async def _refused_for_now(

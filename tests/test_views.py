@@ -403,31 +403,39 @@ HTMX_INTO_THE_BOOK = {"HX-Request": "true", "HX-Target": "book"}
 
 
 @async_db
-async def test_a_page_asked_for_by_htmx_answers_with_the_book_and_its_live_tabs(
+async def test_a_page_asked_for_by_htmx_drops_the_form_and_leaves_the_tabs_to_the_socket(
     parent_aclient: AsyncClient, parent: Any, patient_storyteller: asyncio.Event
 ) -> None:
     draft_id = await astart_book(parent_aclient, parent)
+    making = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
+    # The page holds the socket around #book, and a place for the tabs the socket will draw.
+    assert 'id="making" hx-ext="ws" ws-connect="/ws/drafts/' in making
+    assert '<section id="live" hidden></section>' in making
+
     response = await parent_aclient.post(
         reverse("books:make_page", args=[draft_id, 1]),
         {"child_input": "they find a blue door"},
         headers=HTMX_INTO_THE_BOOK,
     )
-    book = text_of(response)
-    assert response.status_code == 200
-    assert book.lstrip().startswith('<div id="book">') and "<html" not in book
-    assert "Making page 1…" in book and 'id="live"' in book
-    assert 'name="child_input"' not in book  # no second page can be asked for meanwhile
-    # The socket is around #book, not in it: swapping the book keeps it open.
-    assert "ws-connect" not in book and 'id="making"' not in book
-    # It says which frame it was drawn at, so the socket can catch it up (no later than now).
-    drawn_at = re.search(r"""hx-vals='\{"drawn_at": (\d+)\}'""", book)
+    answer = text_of(response)
+    assert response.status_code == 200 and response["HX-Reswap"] == "none"
+    assert '<section id="next" hx-swap-oob="delete">' in answer  # no second page meanwhile
+    assert 'id="book"' not in answer and "<html" not in answer
+    # The run is under way and its tabs are in the snapshot the socket sends.
     snapshot = live.read_snapshot(draft_id)
-    assert drawn_at is not None and snapshot is not None and 1 <= int(drawn_at.group(1)) <= snapshot.seq
+    assert snapshot is not None and snapshot.is_active and snapshot.page_number == 1
 
     patient_storyteller.set()
     await runs.settle(draft_id)
-    whole = text_of(await parent_aclient.get(reverse("books:draft", args=[draft_id])))
-    assert 'id="making" hx-ext="ws" ws-connect="/ws/drafts/' in whole and "<html" in whole
+    book = await parent_aclient.get(reverse("books:draft", args=[draft_id]), headers=HTMX_INTO_THE_BOOK)
+    fetched = text_of(book)
+    # What htmx fetches when the run ends: #book alone, the page in it, and the frame it was
+    # drawn at so the socket can catch it up.
+    assert fetched.lstrip().startswith('<div id="book">') and "<html" not in fetched
+    assert 'id="page-1"' in fetched and "ws-connect" not in fetched
+    drawn_at = re.search(r"""hx-vals='\{"drawn_at": (\d+)\}'""", fetched)
+    finished = live.read_snapshot(draft_id)
+    assert drawn_at is not None and finished is not None and int(drawn_at.group(1)) == finished.seq
 
 
 @async_db
