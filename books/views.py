@@ -90,11 +90,10 @@ def domain_error_page(
     else:
         back_url, back_label = reverse("books:draft", args=[draft_id]), _("Back to your book")
     context = {"message": str(error), "status": error.status, "back_url": back_url, "back_label": back_label}
-    htmx = getattr(request, "htmx", None)
-    if htmx and htmx.target == "book":
+    if _swaps_the_book(request):
         # A form on the making page asked and swaps #book: the sentence and its link go there.
         response = render(request, "error.html#in_the_book", context, status=error.status)
-    elif htmx and isinstance(error, GenerationLimited):
+    elif getattr(request, "htmx", False) and isinstance(error, GenerationLimited):
         # A button on the live tabs (hx-swap="none") asked: the sentence goes into the notice there.
         response = render(request, "streaming/live.html#notice", {"notice": str(error)}, status=error.status)
     else:
