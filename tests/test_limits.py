@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -278,14 +279,16 @@ def _race(contenders: int, attempt: Callable[[], object]) -> tuple[int, int]:
     def contend() -> bool:
         try:
             start.wait()
-            for _ in range(LOCKED_RETRIES):
+            for retry in range(LOCKED_RETRIES):
                 try:
                     attempt()
                     return True
                 except GenerationLimited:
                     return False
                 except OperationalError:
-                    continue  # the test database's lock (see above): that read changed nothing
+                    # The test database's lock (see above): that read changed nothing. Back off
+                    # a little, or on a busy machine all the retries fall inside one lock.
+                    time.sleep(0.002 * (retry + 1))
             raise AssertionError("the test database stayed locked")
         finally:
             connection.close()  # each thread had its own database connection
