@@ -344,7 +344,7 @@ async def _start_run(
             illustrator=ports.illustrator(),
             words=ports.word_explainer(),
             keep_picture=_picture_keeper(draft_id, page_number),
-            **_moderation(user_id, draft_id, page_number),
+            **_moderation(user_id, draft, page_number),
         )
     except BaseException:
         await sync_to_async(_abandon_page)(
@@ -479,7 +479,7 @@ def _sink(publisher: LivePublisher) -> EventSink:
     return on_event
 
 
-def _moderation(user_id: int, draft_id: str, page_number: int) -> dict[str, Any]:
+def _moderation(user_id: int, draft: BookDraft, page_number: int) -> dict[str, Any]:
     """The pipeline's moderator and where its flags go: no generated text is shown unchecked."""
     moderator = ports.moderator()
     config = settings.LITTLEWRITER
@@ -487,7 +487,8 @@ def _moderation(user_id: int, draft_id: str, page_number: int) -> dict[str, Any]
         "moderator": moderator,
         "keep_flag": safety.flag_keeper(
             user_id=user_id,
-            draft_id=draft_id,
+            child_id=draft.child_id,
+            draft_id=draft.draft_id,
             page_number=page_number,
             moderator_name=moderator.name or type(moderator).__name__,
         ),

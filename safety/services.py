@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext
 
-from books import drafts, ports
+from books import ports
 from books.domain import DomainError, Language
 from books.models import Book
 from books.ports import AdapterError, Concern, Verdict
@@ -172,12 +172,15 @@ def record_flag(
     )
 
 
-def flag_keeper(*, user_id: int, draft_id: str, page_number: int, moderator_name: str) -> FlagKeeper:
-    """Records what the pipeline held back of a generated section."""
+def flag_keeper(
+    *, user_id: int, child_id: int | None, draft_id: str, page_number: int, moderator_name: str
+) -> FlagKeeper:
+    """Records what the pipeline held back of a generated section, for the draft's child."""
 
     async def keep(section: str, text: str, verdict: Verdict) -> None:
-        await sync_to_async(_record_generated_flag)(
+        await sync_to_async(record_flag)(
             user_id=user_id,
+            child_id=child_id,
             draft_id=draft_id,
             page_number=page_number,
             source=section,
@@ -187,31 +190,6 @@ def flag_keeper(*, user_id: int, draft_id: str, page_number: int, moderator_name
         )
 
     return keep
-
-
-def _record_generated_flag(
-    *,
-    user_id: int,
-    draft_id: str,
-    page_number: int,
-    source: str,
-    text: str,
-    verdict: Verdict,
-    moderator_name: str,
-) -> None:
-    # A page is made only for the family's current draft, which the run keeps while it holds
-    # the lock; the draft names the child the generated words were written for.
-    draft = drafts.current(user_id)
-    record_flag(
-        user_id=user_id,
-        child_id=draft.child_id if draft is not None and draft.draft_id == draft_id else None,
-        draft_id=draft_id,
-        page_number=page_number,
-        source=source,
-        text=text,
-        verdict=verdict,
-        moderator_name=moderator_name,
-    )
 
 
 @transaction.atomic
