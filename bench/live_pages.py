@@ -582,7 +582,7 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
             await _sleep_until(start + book.offset)
         book.post_sent = now()
         try:
-            # As htmx posts the form: the answer is #book with the live tabs, swapped in place.
+            # As htmx posts the form: the answer drops the form; the socket draws the tabs.
             response = await client.post(
                 f"/drafts/{book.draft_id}/pages/1/make",
                 data={"child_input": f"a dragon comes to tea ({book.token})"},
