@@ -5,11 +5,12 @@ storyteller's pages are never held back."""
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 
 import pytest
 
 from books.adapters.offline import offline_new_words, offline_page_text
-from books.adapters.offline_moderator import OfflineModerator, find_concerns
+from books.adapters.offline_moderator import RULES, OfflineModerator, find_concerns
 from books.domain import Character, Language
 from books.ports import Concern, StoryContext
 
@@ -75,6 +76,33 @@ def test_fairy_tale_words_are_not_flagged(text: str) -> None:
 )
 def test_harmful_words_are_found_with_particles_and_endings(text: str, concern: Concern) -> None:
     assert concern.value in concerns(text)
+
+
+PERSONAL_DETAILS_SEEN = [
+    "우리 집은 101동 1202호예요",
+    "내 전화번호는 비밀이야",
+    "우리집주소는 비밀",
+    "my address is the blue house",
+    "My ADDRESS  is here",
+    "ＭＹ ＡＤＤＲＥＳＳ ＩＳ ten",  # full-width, folded by NFKC
+    "I live at the end of the lane",
+    "i LIVE at 12 Rose street",
+    "Ring (555) 123-4567",
+    "엄마 번호 01012345678",
+    "call +82 10 1234 5678",
+    "write to mina@example.com",
+    "테헤란로 152에 살아요",
+]
+
+
+@pytest.mark.parametrize("text", PERSONAL_DETAILS_SEEN)
+def test_the_cheap_looks_before_a_rule_never_hide_what_it_finds(text: str) -> None:
+    # The looks that let a rule skip its pattern are only a shortcut: the same words are found.
+    normalised = unicodedata.normalize("NFKC", text)
+    found = [word for rule in RULES for word in rule.finds(normalised)]
+    unfiltered = [m.group(0).strip() for rule in RULES for m in rule.pattern.finditer(normalised)]
+    assert found == unfiltered
+    assert Concern.PERSONAL_DETAILS in find_concerns(text)
 
 
 def test_the_reason_names_what_was_found_for_staff() -> None:
