@@ -22,7 +22,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -143,7 +143,8 @@ class LiveSnapshot:
                 section.text, section.picture = "", ""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        # What ``asdict`` gives, without its deep copy: written with every frame of every book.
+        return json.dumps({**vars(self), "sections": {name: vars(s) for name, s in self.sections.items()}})
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> LiveSnapshot:
@@ -156,7 +157,7 @@ class LiveSnapshot:
 
 
 def frame_to_json(draft_id: str, deltas: list[Delta]) -> str:
-    return json.dumps({"draft": draft_id, "deltas": [asdict(d) for d in deltas]}, separators=(",", ":"))
+    return json.dumps({"draft": draft_id, "deltas": [vars(d) for d in deltas]}, separators=(",", ":"))
 
 
 def frame_from_json(raw: str | bytes) -> tuple[str, list[Delta]]:

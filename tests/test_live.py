@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -69,6 +71,8 @@ def test_snapshot_folds_deltas_and_round_trips() -> None:
     assert again.sections["story"].text == "Once upon"
     assert again.sections["picture"].status is SectionStatus.UNHEALTHY
     assert list(again.sections) == ["story", "picture", "question", "new_words"]
+    # The stored document is the dataclasses' own shape: what every server process reads.
+    assert json.loads(snapshot.to_json()) == dataclasses.asdict(snapshot)
 
 
 def test_a_retried_section_starts_from_nothing() -> None:
