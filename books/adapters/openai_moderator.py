@@ -75,7 +75,7 @@ class _Batches:
     one sends many texts in one request (the endpoint judges each input on its own).
     """
 
-    IN_FLIGHT = 4
+    IN_FLIGHT = 2
     MOST_PER_REQUEST = 32
 
     def __init__(self) -> None:
