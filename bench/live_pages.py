@@ -981,7 +981,10 @@ def server_env(config: str, var_dir: Path, upstream_url: str) -> dict[str, str]:
         OPENAI_BASE_URL=upstream_url,
         LW_STORYTELLER="openai",
         LW_OPENAI_MAX_RETRIES="0",
-        DJANGO_DEBUG="true",
+        # As in production: DEBUG keeps every SQL query in memory, wraps every cursor and
+        # template node for its error pages and serves static files through Django.
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="bench-only-secret-key-not-for-production",
         LW_FAST_PASSWORD_HASHER="1",
         NO_PROXY="127.0.0.1,localhost",
     )
