@@ -18,6 +18,7 @@ from books import ports
 from books.domain import DomainError, Language
 from books.models import Book
 from books.ports import AdapterError, Concern, Verdict
+from families.models import Child
 from safety.models import FlagSource, ModerationFlag
 from streaming.pipeline import FlagKeeper
 
@@ -158,7 +159,15 @@ def record_flag(
     verdict: Verdict,
     moderator_name: str,
     page_number: int | None = None,
-) -> ModerationFlag:
+) -> ModerationFlag | None:
+    """Keep what the moderator held back; nothing when the child was deleted meanwhile.
+
+    A check can still be under way when the parent deletes the child: the row is locked
+    here, so the flag is saved before that deletion (which takes it along) or not at all
+    (the parent asked for everything of the child to go), never against a missing child.
+    """
+    if child_id is not None and not Child.objects.select_for_update().filter(pk=child_id).exists():
+        return None
     return ModerationFlag.objects.create(
         user_id=user_id,
         child_id=child_id,

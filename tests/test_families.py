@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection
@@ -21,11 +21,12 @@ from django.test import Client
 from django.urls import reverse
 
 from books import drafts, pictures, services
-from books.domain import AgeBand, AlreadyGenerating, InvalidBook
+from books.adapters.offline_moderator import OfflineModerator
+from books.domain import AgeBand, AlreadyGenerating, InvalidBook, Language
 from books.drafts import GenerationLock
 from books.models import Book, Page
 from books.models import Character as CharacterRow
-from books.ports import Picture
+from books.ports import Picture, Verdict
 from families import services as family_services
 from families.models import Child
 from reviews import services as review_services
@@ -477,6 +478,39 @@ def test_deleting_a_child_takes_the_flag_of_characters_refused_for_their_book(
     # Kit's flag and the other family's (about their own Sunny) are theirs, and stay.
     assert ModerationFlag.objects.filter(user=parent, text__contains="a bandit with a gun").exists()
     assert ModerationFlag.objects.filter(user=other_parent, text__contains="kills Sunny's cat").exists()
+
+
+class DeletesTheChildWhileChecking(OfflineModerator):
+    """A check still under way when the parent deletes the child (in another request, really)."""
+
+    child: tuple[int, int] = (0, 0)
+
+    async def check(self, text: str, *, language: Language) -> Verdict:
+        parent_id, child_id = self.child
+        await sync_to_async(family_services.delete_child)(parent_id=parent_id, child_id=child_id)
+        return await super().check(text, language=language)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_child_deleted_while_their_words_are_checked_leaves_no_flag_and_no_error(
+    parent: Any, settings: Any
+) -> None:
+    sunny = first_child(parent)
+    DeletesTheChildWhileChecking.child = (parent.pk, sunny.pk)
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "MODERATOR": f"{__name__}.DeletesTheChildWhileChecking"}
+
+    # The words are still refused with their sentence (a 4xx), not a foreign-key failure (a 500).
+    with pytest.raises(UnkindInput):
+        services.start_book(
+            user_id=parent.pk,
+            child_id=sunny.pk,
+            characters=[("Rex", "a dog who kills Sunny's cat")],
+            page_count=2,
+            language="en",
+        )
+
+    assert not Child.objects.filter(pk=sunny.pk).exists()
+    assert not ModerationFlag.objects.filter(user=parent).exists()  # nothing of the child is kept
 
 
 def test_deleting_a_child_finds_a_put_away_draft_s_pictures(parent: Any, picture_store: str) -> None:
