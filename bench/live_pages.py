@@ -1603,8 +1603,8 @@ def orchestrate(argv: Sequence[str]) -> None:
 def machine_probe() -> float:
     """CPU seconds of a fixed pure-Python loop: how quick this machine is, right now.
 
-    Machines of the same kind ran the same code at 66 and at 133 ms a page; printed beside
-    the figures, this tells a slower machine from a slower change.
+    Machines of the same kind ran nearly the same code at 66 and at 125-139 ms a page;
+    printed beside the figures, this tells a slower machine from a slower change.
     """
     started = time.process_time()
     total = 0

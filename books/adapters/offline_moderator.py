@@ -159,7 +159,8 @@ RULES: tuple[Rule, ...] = (
         _english(r"my\s+address\s+is", r"i\s+live\s+at"),
         _korean(r"주소는", r"우리\s*집\s*주소", r"전화번호는"),
         # Read on every sentence of every page like the rule above; its alternation is tried at
-        # every position, six times the cost of this look for the words it cannot match without.
+        # every position, some thirty times the cost of looking for the words it cannot match
+        # without.
         needs_one_of=("address", "live", "주소", "전화번호"),
     ),
 )
