@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from books.adapters.openai import close_shared_clients
-from books.adapters.openai_moderator import OpenAIModerator
+from books.adapters.openai_moderator import OpenAIModerator, _Batches
 from books.domain import Language
 from books.ports import AdapterError, Concern
 from tests.fake_openai import FakeOpenAI, point_settings_at
@@ -101,3 +101,20 @@ async def test_checks_that_queue_up_share_requests_and_each_text_gets_its_own_ve
     requests = server.requests_to("moderations")
     assert sorted(text for body in requests for text in body["input"]) == sorted(texts)
     assert len(requests) < len(texts)
+
+
+async def test_a_check_asked_as_the_last_sender_finishes_is_still_sent(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A text's next sentence is checked the moment its check comes back: just then the sender
+    # that answered has finished, and its slot is free even before asyncio says so.
+    monkeypatch.setattr(_Batches, "IN_FLIGHT", 1)
+    moderator = OpenAIModerator()
+    first = await moderator.check("The fox found a shell.", language=Language.ENGLISH)
+
+    second = await asyncio.wait_for(
+        moderator.check("The fox found a shell. It was pink.", language=Language.ENGLISH), timeout=5
+    )
+
+    assert not first.flagged and not second.flagged
+    assert len(server.requests_to("moderations")) == 2

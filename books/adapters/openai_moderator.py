@@ -85,6 +85,10 @@ class _Batches:
     async def check(self, text: str) -> ModerationResult:
         answer: asyncio.Future[ModerationResult] = asyncio.get_running_loop().create_future()
         self.waiting.append((text, answer))
+        # A sender that has just sent its last batch is done, but its done-callback (which
+        # takes it out of ``senders``) runs after the checks it answered resume: counting it
+        # would leave a check asked right then with no sender at all, waiting forever.
+        self.senders.difference_update([sender for sender in self.senders if sender.done()])
         if len(self.senders) < self.IN_FLIGHT:
             sender = asyncio.create_task(self._send_while_waiting(), name="moderation-batch")
             self.senders.add(sender)
