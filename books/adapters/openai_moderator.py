@@ -85,30 +85,31 @@ class _Batches:
     async def check(self, text: str) -> ModerationResult:
         answer: asyncio.Future[ModerationResult] = asyncio.get_running_loop().create_future()
         self.waiting.append((text, answer))
-        # A sender that has just sent its last batch is done, but its done-callback (which
-        # takes it out of ``senders``) runs after the checks it answered resume: counting it
-        # would leave a check asked right then with no sender at all, waiting forever.
-        self.senders.difference_update([sender for sender in self.senders if sender.done()])
         if len(self.senders) < self.IN_FLIGHT:
             sender = asyncio.create_task(self._send_while_waiting(), name="moderation-batch")
-            self.senders.add(sender)
-            sender.add_done_callback(self.senders.discard)
+            self.senders.add(sender)  # held here until it ends, so it is not collected mid-run
         return await answer
 
     async def _send_while_waiting(self) -> None:
-        while self.waiting:
-            batch = self.waiting[: self.MOST_PER_REQUEST]
-            del self.waiting[: self.MOST_PER_REQUEST]
-            try:
-                results = await _moderate([text for text, _ in batch])
-            except AdapterError as error:
-                for _, answer in batch:
+        try:
+            while self.waiting:
+                batch = self.waiting[: self.MOST_PER_REQUEST]
+                del self.waiting[: self.MOST_PER_REQUEST]
+                try:
+                    results = await _moderate([text for text, _ in batch])
+                except AdapterError as error:
+                    for _, answer in batch:
+                        if not answer.done():
+                            answer.set_exception(error)
+                    continue
+                for (_, answer), result in zip(batch, results, strict=True):
                     if not answer.done():
-                        answer.set_exception(error)
-                continue
-            for (_, answer), result in zip(batch, results, strict=True):
-                if not answer.done():
-                    answer.set_result(result)
+                        answer.set_result(result)
+        finally:
+            # Out of the count the moment it stops taking texts. A done-callback would run only
+            # after the checks it answered resume, and a check asked then would find every slot
+            # taken and no sender coming: it would wait forever.
+            self.senders.discard(asyncio.current_task())
 
 
 async def _moderate(texts: list[str]) -> list[ModerationResult]:
