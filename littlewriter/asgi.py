@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "littlewriter.settings")
 # Django must be set up before anything imports models (the consumers do).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from littlewriter.request_threads import PooledThreadsASGIHandler  # noqa: E402
+
+# ``get_asgi_application()`` does the same set-up and returns Django's own ``ASGIHandler``;
+# this one differs only in the thread each request's sync code runs in.
+django_asgi_app = PooledThreadsASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
-http_app = django_asgi_app
+http_app: ASGIHandler = django_asgi_app
 if settings.DEBUG:
     # Daphne does not serve static files; in development the app does (vendored htmx included).
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler

@@ -1,0 +1,134 @@
+"""Requests borrow a worker thread from a pool: one request per thread at a time, used again after."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import HttpCommunicator
+from django.db import connection
+from django.test import Client
+
+from littlewriter import asgi
+from littlewriter.request_threads import PooledThreadsASGIHandler, RequestThreads
+from tests.people import make_parent
+
+HTTP_SCOPE = {"type": "http"}
+
+
+class RecordingHandler(PooledThreadsASGIHandler):
+    """``handle`` replaced by sync work that notes its thread, to watch how threads are lent."""
+
+    def __init__(self, threads: RequestThreads, *, meet: threading.Barrier | None = None) -> None:
+        super().__init__(threads)
+        self.meet = meet
+        self.seen: list[int] = []
+
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        await sync_to_async(self._work)()
+        await sync_to_async(self._work)()  # a request's sync calls stay in its one thread
+
+    def _work(self) -> None:
+        self.seen.append(threading.get_ident())
+        if self.meet is not None:
+            self.meet.wait(timeout=5)  # both requests in their threads at the same moment
+
+
+class FailingHandler(PooledThreadsASGIHandler):
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        await sync_to_async(lambda: None)()
+        raise RuntimeError("the view broke")
+
+
+async def test_requests_one_after_another_use_one_thread() -> None:
+    threads = RequestThreads()
+    handler = RecordingHandler(threads)
+    for _ in range(3):
+        await handler(HTTP_SCOPE, None, None)
+    assert threads.started == 1
+    assert len(set(handler.seen)) == 1
+    assert handler.seen[0] != threading.get_ident()
+    assert len(threads.idle) == 1
+
+
+async def test_requests_at_the_same_time_never_share_a_thread() -> None:
+    threads = RequestThreads()
+    handler = RecordingHandler(threads, meet=threading.Barrier(2))
+    await asyncio.gather(handler(HTTP_SCOPE, None, None), handler(HTTP_SCOPE, None, None))
+    assert threads.started == 2
+    assert len(set(handler.seen)) == 2  # each request's two calls in its own thread
+    assert len(threads.idle) == 2
+    handler.meet = None
+    await handler(HTTP_SCOPE, None, None)
+    assert threads.started == 2  # the next request borrows one of them
+
+
+async def test_only_so_many_idle_threads_are_kept() -> None:
+    threads = RequestThreads(idle_kept=1)
+    handler = RecordingHandler(threads, meet=threading.Barrier(2))
+    await asyncio.gather(handler(HTTP_SCOPE, None, None), handler(HTTP_SCOPE, None, None))
+    assert len(threads.idle) == 1
+    survivor = threads.idle[0]
+    ended = [ident for ident in set(handler.seen) if ident != _ident_of(survivor)]
+    assert len(ended) == 1
+    for thread in threading.enumerate():
+        if thread.ident == ended[0]:
+            thread.join(timeout=5)
+            assert not thread.is_alive()
+
+
+async def test_a_failed_request_does_not_give_its_thread_to_another() -> None:
+    threads = RequestThreads()
+    with pytest.raises(RuntimeError, match="the view broke"):
+        await FailingHandler(threads)(HTTP_SCOPE, None, None)
+    assert threads.idle == []
+    handler = RecordingHandler(threads)
+    await handler(HTTP_SCOPE, None, None)
+    assert threads.started == 2
+
+
+async def test_only_http_is_handled() -> None:
+    with pytest.raises(ValueError, match="websocket"):
+        await PooledThreadsASGIHandler(RequestThreads())({"type": "websocket"}, None, None)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_app_serves_pages_from_a_reused_thread_and_connection() -> None:
+    """Through the real ASGI application: a second page comes from the same thread and connection."""
+    handler = asgi.django_asgi_app
+    assert isinstance(handler, PooledThreadsASGIHandler)
+    threads = handler.threads
+    cookie = await sync_to_async(_signed_in_cookie)()
+    connections_seen = []
+    for _ in range(2):
+        # "My books" reads the session and the user from the database.
+        communicator = HttpCommunicator(
+            asgi.application, "GET", "/mine/", headers=[(b"host", b"localhost"), (b"cookie", cookie)]
+        )
+        response = await communicator.get_response()
+        assert response["status"] == 200
+        assert b"Log out" in response["body"]  # signed in: the session and user were read
+        await communicator.wait()  # the request has ended and given its thread back
+        # The thread the request just gave back, asked which connection it holds.
+        thread = threads.idle[-1]
+        connections_seen.append(await asyncio.wrap_future(thread.submit(_connection_in_this_thread)))
+    assert connections_seen[0] is not None
+    assert connections_seen[0] == connections_seen[1]
+
+
+def _connection_in_this_thread() -> int | None:
+    return id(connection.connection) if connection.connection is not None else None
+
+
+def _ident_of(executor: Any) -> int:
+    return executor.submit(threading.get_ident).result(timeout=5)
+
+
+def _signed_in_cookie() -> bytes:
+    parent: Any = make_parent("pooled-thread-parent")
+    client = Client()
+    client.force_login(parent)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
