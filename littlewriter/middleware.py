@@ -1,13 +1,13 @@
-"""Django's middleware, run in the request's worker thread instead of hopping to it per hook.
+"""Django's middleware, marked sync-only so that an async handler runs it in one thread trip.
 
-Under ASGI an async-capable ``MiddlewareMixin`` middleware calls each of its sync hooks
-through ``sync_to_async``: with the nine below that is about fourteen trips between the event
-loop and the request's thread for every request, each a wake-up of both and a handful of
-Python frames on the loop that every live page shares. Marked sync-only, Django runs the
-whole chain in the request's thread after one trip (``BaseHandler.load_middleware``), and
-only the view itself goes back to the loop when it is async. Behaviour is unchanged: these
-are the same classes, told to take Django's other supported path. Measured in
-bench/README.md.
+The server's handler (``littlewriter.request_threads``) builds the sync chain, as WSGI does,
+and runs it whole in the request's thread; there the marking changes nothing. It matters to
+handlers that build the async chain, such as the test suite's ``AsyncClient``: an
+async-capable ``MiddlewareMixin`` middleware would call each of its sync hooks through
+``sync_to_async`` (about fourteen trips between the event loop and the request's thread for
+these nine), while sync-only ones run in the thread after one trip
+(``BaseHandler.load_middleware``). Behaviour is unchanged: these are the same classes, told
+to take Django's other supported path.
 """
 
 from __future__ import annotations

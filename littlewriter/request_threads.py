@@ -1,4 +1,4 @@
-"""Django's ASGI handler, with each request's synchronous code in a thread that is used again.
+"""Django's ASGI handler, with each request's synchronous code in one trip to a thread that is used again.
 
 Django runs every request in a ``ThreadSensitiveContext`` of its own, and asgiref gives such
 a context a new one-thread executor: a thread started for each request and left to end
@@ -12,17 +12,32 @@ and end of each request, ``close_old_connections``).
 
 The pool grows with demand (a request never waits for a thread) and keeps at most
 ``IDLE_THREADS_KEPT`` idle threads; a thread beyond that closes its database connections and
-ends. Measured in bench/README.md.
+ends.
+
+And a request crosses between the event loop and its thread twice, not five times. Django's
+async handler runs the sync middleware in the thread, comes back to the loop for the view's
+dispatch (``_get_response_async``), goes to the thread again for a sync view, and makes a
+trip each for ``request_started`` and for closing the response. Each crossing wakes both
+sides and hands the GIL over; on a loop that every live page shares they were a quarter of
+a small request's CPU. Here the thread does what Django's WSGI handler does (signal, request,
+the sync middleware chain and the view) in one trip; the response is sent from the loop, then
+closed in the thread. An async view still runs on the loop (Django's ``async_to_sync``).
+Measured in bench/README.md.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from contextlib import closing
+from typing import IO, Any
 
-from asgiref.sync import ThreadSensitiveContext
-from django.core.handlers.asgi import ASGIHandler
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.db import connections
+from django.http import FileResponse, HttpResponseBase
+from django.urls import set_script_prefix
 
 IDLE_THREADS_KEPT = 32
 
@@ -55,6 +70,7 @@ class RequestThreads:
 class PooledThreadsASGIHandler(ASGIHandler):
     def __init__(self, threads: RequestThreads | None = None) -> None:
         super().__init__()
+        self.load_middleware(is_async=False)  # the chain WSGI uses: all of it runs in the thread
         self.threads = threads or RequestThreads()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -73,3 +89,29 @@ class PooledThreadsASGIHandler(ASGIHandler):
             self.threads.retire(thread)
             raise
         self.threads.give_back(thread)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            response = await sync_to_async(self._respond)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                await sync_to_async(response.close)()  # sends request_finished
+
+    def _respond(self, scope: dict[str, Any], body_file: IO[bytes]) -> HttpResponseBase:
+        """In the request's thread: what ``ASGIHandler.handle`` does before sending, in sync mode."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:  # a bad request: Django made the response that says so
+            assert error_response is not None
+            return error_response
+        response = self.get_response(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size  # ASGI servers do the chunking
+        return response

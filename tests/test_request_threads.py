@@ -14,7 +14,7 @@ from django.test import Client
 
 from littlewriter import asgi
 from littlewriter.request_threads import PooledThreadsASGIHandler, RequestThreads
-from tests.people import make_parent
+from tests.people import make_parent, start_book_with_child
 
 HTTP_SCOPE = {"type": "http"}
 
@@ -117,6 +117,59 @@ async def test_the_app_serves_pages_from_a_reused_thread_and_connection() -> Non
         connections_seen.append(await asyncio.wrap_future(thread.submit(_connection_in_this_thread)))
     assert connections_seen[0] is not None
     assert connections_seen[0] == connections_seen[1]
+
+
+async def _get(
+    path: str, *, cookie: bytes = b"", host: bytes = b"localhost", method: str = "GET", **more: Any
+) -> Any:
+    """One request through the whole ASGI application, once it has ended (its thread given back)."""
+    headers = [(b"host", host), *([(b"cookie", cookie)] if cookie else []), *more.pop("headers", [])]
+    communicator = HttpCommunicator(asgi.application, method, path, headers=headers, **more)
+    response = await communicator.get_response()
+    await communicator.wait()
+    return response
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_app_answers_bad_requests_as_django_does() -> None:
+    missing = await _get("/no-such-page/")
+    assert missing["status"] == 404
+    assert b"<html" in missing["body"]
+    assert (await _get("/accounts/login/", host=b"evil.example"))["status"] == 400  # not an allowed host
+    no_token = await _get("/accounts/login/", method="POST", body=b"username=a&password=b")
+    assert no_token["status"] == 403  # the CSRF check
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_async_view_answers_through_the_thread_chain() -> None:
+    """The middleware runs in the request's thread; an async view still runs on the loop and answers."""
+    cookie, draft_id = await sync_to_async(_signed_in_with_a_book)()
+    page = await _get(f"/drafts/{draft_id}/", cookie=cookie)
+    assert page["status"] == 200
+    csrf = _cookie_value(page, b"csrftoken")
+    stop = await _get(
+        f"/drafts/{draft_id}/stop",
+        method="POST",
+        cookie=cookie + b"; csrftoken=" + csrf,
+        headers=[(b"x-csrftoken", csrf), (b"origin", b"http://localhost")],
+    )
+    assert stop["status"] == 409
+    assert b"No page is being made right now." in stop["body"]
+
+
+def _signed_in_with_a_book() -> tuple[bytes, str]:
+    parent: Any = make_parent("async-view-parent")
+    draft = start_book_with_child(parent, characters=[("Mina", "a cat")], page_count=2, language="en")
+    client = Client()
+    client.force_login(parent)
+    return f"sessionid={client.cookies['sessionid'].value}".encode(), draft.draft_id
+
+
+def _cookie_value(response: Any, name: bytes) -> bytes:
+    for header, value in response["headers"]:
+        if header.lower() == b"set-cookie" and value.startswith(name + b"="):
+            return value.split(b";", 1)[0].split(b"=", 1)[1]
+    raise AssertionError(f"no {name!r} cookie was set")
 
 
 def _connection_in_this_thread() -> int | None:
