@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -219,3 +220,27 @@ def test_hub_matches_the_configuration(settings: Any) -> None:
         return name
 
     assert asyncio.run(which()) == ("RedisHub" if settings.REDIS_URL else "LocalHub")
+
+
+def test_the_tabs_stylesheet_opens_the_panel_of_each_tab_the_page_has() -> None:
+    """Rendered once per set of tabs and kept: a last page (no question) gets its own."""
+    from streaming.consumers import _render
+
+    middle = _render("live", {"live": a_snapshot()})
+    last = _render(
+        "live",
+        {
+            "live": LiveSnapshot.start(
+                draft_id="d2", page_number=3, run_id="r2", child_input="", is_last_page=True
+            )
+        },
+    )
+    for html, tabs in (
+        (middle, ["story", "picture", "question", "new_words"]),
+        (last, ["story", "picture", "new_words"]),
+    ):
+        style = html[html.index("<style>") : html.index("</style>")]
+        opened = re.findall(r"#tab-(\w+):checked ~ \.tab-panels #panel-(\w+) \{ display: block; \}", style)
+        assert opened == [(tab, tab) for tab in tabs]
+        assert [f'id="panel-{tab}"' in html for tab in tabs] == [True] * len(tabs)
+    assert "#tab-question" not in last
