@@ -12,7 +12,7 @@ and end of each request, ``close_old_connections``).
 
 The pool grows with demand (a request never waits for a thread) and keeps at most
 ``IDLE_THREADS_KEPT`` idle threads; a thread beyond that closes its database connections and
-ends.
+ends. Page runs (``streaming.runs``) borrow from the same pool, a thread for a run's life.
 
 And a request crosses between the event loop and its thread twice, not five times. Django's
 async handler runs the sync middleware in the thread, comes back to the loop for the view's
@@ -27,8 +27,9 @@ Measured in bench/README.md.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import asynccontextmanager, closing
 from typing import IO, Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -42,8 +43,8 @@ from django.urls import set_script_prefix
 IDLE_THREADS_KEPT = 32
 
 
-class RequestThreads:
-    """Idle one-thread executors. Only the event loop's thread takes and gives them back."""
+class WorkerThreads:
+    """Idle one-thread executors, lent to one request (or page run) at a time, on the event loop."""
 
     def __init__(self, *, idle_kept: int = IDLE_THREADS_KEPT) -> None:
         self.idle_kept = idle_kept
@@ -54,7 +55,7 @@ class RequestThreads:
         if self.idle:
             return self.idle.pop()
         self.started += 1
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
 
     def give_back(self, thread: ThreadPoolExecutor) -> None:
         if len(self.idle) < self.idle_kept:
@@ -66,29 +67,42 @@ class RequestThreads:
         thread.submit(connections.close_all)  # the connections belong to that thread
         thread.shutdown(wait=False)
 
+    @asynccontextmanager
+    async def lent(self) -> AsyncIterator[None]:
+        """The block's thread-sensitive sync calls, in order, in one borrowed thread of its own.
+
+        Tasks the block starts must end inside it (asgiref refuses their calls after). A block
+        that ends with an exception may have left a call running in the thread (a cancelled
+        ``sync_to_async`` does not stop its function): that thread goes to no one else.
+        """
+        thread = self.take()
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                yield
+        except BaseException:
+            self.retire(thread)
+            raise
+        self.give_back(thread)
+
+
+# One pool for the process: requests and page runs.
+WORKER_THREADS = WorkerThreads()
+
 
 class PooledThreadsASGIHandler(ASGIHandler):
-    def __init__(self, threads: RequestThreads | None = None) -> None:
+    def __init__(self, threads: WorkerThreads | None = None) -> None:
         super().__init__()
         self.load_middleware(is_async=False)  # the chain WSGI uses: all of it runs in the thread
-        self.threads = threads or RequestThreads()
+        self.threads = threads or WORKER_THREADS
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        thread = self.threads.take()
-        try:
-            # ``handle`` waits for every task it starts (a TaskGroup), so nothing of this
-            # request uses the thread after it is given back. A page run outlives its request
-            # and has a thread of its own (``streaming.runs``).
-            async with ThreadSensitiveContext(executor=thread):
-                await self.handle(scope, receive, send)
-        except BaseException:
-            # Cancelled or failed, the request may still have a call running in the thread:
-            # the thread is not given to another request, it ends after that call.
-            self.threads.retire(thread)
-            raise
-        self.threads.give_back(thread)
+        # ``handle`` returns once the response is sent and closed: nothing of this request uses
+        # the thread after that. A page run outlives its request and borrows a thread of its
+        # own (``streaming.runs``).
+        async with self.threads.lent():
+            await self.handle(scope, receive, send)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:

@@ -13,14 +13,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db import connections
+from django.db import close_old_connections
 
 from books.drafts import LOCK_SECONDS, GenerationLock
+from littlewriter.request_threads import WORKER_THREADS
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,13 @@ async def _in_its_own_thread[T](work: Coroutine[Any, Any, T]) -> T:
     The run outlives the request that started it, and it inherited that request's context:
     left alone, its ``sync_to_async`` calls would go to the request's thread once the
     request is over, which asgiref refuses (or to a new thread per call site). A thread of
-    the run's own keeps its calls in order, one at a time, as a request's are; its database
-    connection is closed when the run ends.
+    the run's own keeps its calls in order, one at a time, as a request's are. It is borrowed
+    from the process's worker threads, with the database connection it kept: first, as a
+    request does, the connection is closed if it is too old or broken.
     """
-    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-run")
-    try:
-        async with ThreadSensitiveContext(executor=thread):
-            try:
-                return await work
-            finally:
-                await sync_to_async(connections.close_all)()
-    finally:
-        thread.shutdown(wait=False)
+    async with WORKER_THREADS.lent():
+        await sync_to_async(close_old_connections)()
+        return await work
 
 
 def _forget(draft_id: str, task: asyncio.Task[Any]) -> None:

@@ -1,4 +1,4 @@
-"""Requests borrow a worker thread from a pool: one request per thread at a time, used again after."""
+"""Requests and page runs borrow a worker thread from a pool: one at a time per thread, used again after."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from channels.testing import HttpCommunicator
 from django.db import connection
 from django.test import Client
 
+from books import drafts, services
 from littlewriter import asgi
-from littlewriter.request_threads import PooledThreadsASGIHandler, RequestThreads
+from littlewriter.request_threads import WORKER_THREADS, PooledThreadsASGIHandler, WorkerThreads
 from tests.people import make_parent, start_book_with_child
 
 HTTP_SCOPE = {"type": "http"}
@@ -22,7 +23,7 @@ HTTP_SCOPE = {"type": "http"}
 class RecordingHandler(PooledThreadsASGIHandler):
     """``handle`` replaced by sync work that notes its thread, to watch how threads are lent."""
 
-    def __init__(self, threads: RequestThreads, *, meet: threading.Barrier | None = None) -> None:
+    def __init__(self, threads: WorkerThreads, *, meet: threading.Barrier | None = None) -> None:
         super().__init__(threads)
         self.meet = meet
         self.seen: list[int] = []
@@ -44,7 +45,7 @@ class FailingHandler(PooledThreadsASGIHandler):
 
 
 async def test_requests_one_after_another_use_one_thread() -> None:
-    threads = RequestThreads()
+    threads = WorkerThreads()
     handler = RecordingHandler(threads)
     for _ in range(3):
         await handler(HTTP_SCOPE, None, None)
@@ -55,7 +56,7 @@ async def test_requests_one_after_another_use_one_thread() -> None:
 
 
 async def test_requests_at_the_same_time_never_share_a_thread() -> None:
-    threads = RequestThreads()
+    threads = WorkerThreads()
     handler = RecordingHandler(threads, meet=threading.Barrier(2))
     await asyncio.gather(handler(HTTP_SCOPE, None, None), handler(HTTP_SCOPE, None, None))
     assert threads.started == 2
@@ -67,7 +68,7 @@ async def test_requests_at_the_same_time_never_share_a_thread() -> None:
 
 
 async def test_only_so_many_idle_threads_are_kept() -> None:
-    threads = RequestThreads(idle_kept=1)
+    threads = WorkerThreads(idle_kept=1)
     handler = RecordingHandler(threads, meet=threading.Barrier(2))
     await asyncio.gather(handler(HTTP_SCOPE, None, None), handler(HTTP_SCOPE, None, None))
     assert len(threads.idle) == 1
@@ -81,7 +82,7 @@ async def test_only_so_many_idle_threads_are_kept() -> None:
 
 
 async def test_a_failed_request_does_not_give_its_thread_to_another() -> None:
-    threads = RequestThreads()
+    threads = WorkerThreads()
     with pytest.raises(RuntimeError, match="the view broke"):
         await FailingHandler(threads)(HTTP_SCOPE, None, None)
     assert threads.idle == []
@@ -92,7 +93,7 @@ async def test_a_failed_request_does_not_give_its_thread_to_another() -> None:
 
 async def test_only_http_is_handled() -> None:
     with pytest.raises(ValueError, match="websocket"):
-        await PooledThreadsASGIHandler(RequestThreads())({"type": "websocket"}, None, None)
+        await PooledThreadsASGIHandler(WorkerThreads())({"type": "websocket"}, None, None)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -185,3 +186,21 @@ def _signed_in_cookie() -> bytes:
     client = Client()
     client.force_login(parent)
     return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_page_runs_borrow_a_worker_thread_and_give_it_back() -> None:
+    parent: Any = await sync_to_async(make_parent)("run-thread-parent")
+    draft = await sync_to_async(start_book_with_child)(
+        parent, characters=[("Mina", "a cat")], page_count=3, language="en"
+    )
+    started = WORKER_THREADS.started
+    for number in (1, 2):
+        await services.make_next_page(
+            user_id=parent.pk, draft_id=draft.draft_id, page_number=number, child_input="a kite flies away"
+        )
+        assert WORKER_THREADS.idle  # the run's thread is back, for a request or the next run
+    # The second run (and this test's own calls) used the thread the first one gave back.
+    assert WORKER_THREADS.started - started <= 1
+    kept = await sync_to_async(drafts.current)(parent.pk)
+    assert kept is not None and len(kept.pages) == 2
