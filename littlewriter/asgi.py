@@ -13,7 +13,7 @@ django.setup(set_prefix=False)
 from littlewriter.request_threads import PooledThreadsASGIHandler  # noqa: E402
 
 # ``get_asgi_application()`` does the same set-up and returns Django's own ``ASGIHandler``;
-# this one differs only in the thread each request's sync code runs in.
+# this one differs in where and in how many trips each request's sync code runs (its module).
 django_asgi_app = PooledThreadsASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

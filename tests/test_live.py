@@ -223,7 +223,7 @@ def test_hub_matches_the_configuration(settings: Any) -> None:
 
 
 def test_the_tabs_stylesheet_opens_the_panel_of_each_tab_the_page_has() -> None:
-    """Rendered once per set of tabs and kept: a last page (no question) gets its own."""
+    """Each set of tabs gets its own rules (the stylesheet is kept per set): a last page has no question."""
     from streaming.consumers import _render
 
     middle = _render("live", {"live": a_snapshot()})
