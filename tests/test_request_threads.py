@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 
-from books import drafts, services
+from books import drafts, pictures, services
 from littlewriter import asgi
 from littlewriter.request_threads import WORKER_THREADS, PooledThreadsASGIHandler, WorkerThreads
 from tests.people import make_parent, start_book_with_child
@@ -106,13 +107,9 @@ async def test_the_app_serves_pages_from_a_reused_thread_and_connection() -> Non
     connections_seen = []
     for _ in range(2):
         # "My books" reads the session and the user from the database.
-        communicator = HttpCommunicator(
-            asgi.application, "GET", "/mine/", headers=[(b"host", b"localhost"), (b"cookie", cookie)]
-        )
-        response = await communicator.get_response()
+        response = await _get("/mine/", cookie=cookie)  # ended: its thread is given back
         assert response["status"] == 200
         assert b"Log out" in response["body"]  # signed in: the session and user were read
-        await communicator.wait()  # the request has ended and given its thread back
         # The thread the request just gave back, asked which connection it holds.
         thread = threads.idle[-1]
         connections_seen.append(await asyncio.wrap_future(thread.submit(_connection_in_this_thread)))
@@ -122,13 +119,26 @@ async def test_the_app_serves_pages_from_a_reused_thread_and_connection() -> Non
 
 async def _get(
     path: str, *, cookie: bytes = b"", host: bytes = b"localhost", method: str = "GET", **more: Any
-) -> Any:
-    """One request through the whole ASGI application, once it has ended (its thread given back)."""
+) -> dict[str, Any]:
+    """One request through the whole ASGI application, once it has ended (its thread given back).
+
+    Its own reader rather than ``HttpCommunicator.get_response``, which expects a body in every
+    message: a streamed response ends with one that has none.
+    """
     headers = [(b"host", host), *([(b"cookie", cookie)] if cookie else []), *more.pop("headers", [])]
     communicator = HttpCommunicator(asgi.application, method, path, headers=headers, **more)
-    response = await communicator.get_response()
+    await communicator.send_input({"type": "http.request", "body": communicator.body})
+    start = await communicator.receive_output(timeout=10)
+    assert start["type"] == "http.response.start"
+    body = b""
+    while True:
+        part = await communicator.receive_output(timeout=10)
+        assert part["type"] == "http.response.body"
+        body += part.get("body", b"")
+        if not part.get("more_body", False):
+            break
     await communicator.wait()
-    return response
+    return {"status": start["status"], "headers": start.get("headers", []), "body": body}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -204,3 +214,18 @@ async def test_page_runs_borrow_a_worker_thread_and_give_it_back() -> None:
     assert WORKER_THREADS.started - started <= 1
     kept = await sync_to_async(drafts.current)(parent.pk)
     assert kept is not None and len(kept.pages) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_picture_streams_through_the_app() -> None:
+    """A file response is sent from the loop in chunks (or, on S3, the signed redirect is)."""
+    cookie, draft_id = await sync_to_async(_signed_in_with_a_book)()
+    user_id = await sync_to_async(lambda: get_user_model().objects.get(username="async-view-parent").pk)()
+    await services.make_next_page(user_id=user_id, draft_id=draft_id, page_number=1, child_input="a kite")
+    answer = await _get(f"/drafts/{draft_id}/pages/1/picture", cookie=cookie)
+    if pictures.is_s3():
+        assert answer["status"] == 302
+        assert dict(answer["headers"])[b"Location"].startswith(b"http")
+    else:
+        assert answer["status"] == 200
+        assert answer["body"].startswith(b"\x89PNG\r\n\x1a\n")
