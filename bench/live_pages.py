@@ -967,12 +967,17 @@ def stop_process(process: subprocess.Popen[bytes], seconds: float = 15) -> None:
             process.wait(timeout=5)
 
 
-def server_env(config: str, var_dir: Path, upstream_url: str) -> dict[str, str]:
-    env = {
+def environment_without_the_apps() -> dict[str, str]:
+    """This process's environment without any variable the app reads: the bench sets its own."""
+    return {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DJANGO_", "LW_", "REDIS_", "DATABASE_", "S3_", "OPENAI_"))
     }
+
+
+def server_env(config: str, var_dir: Path, upstream_url: str) -> dict[str, str]:
+    env = environment_without_the_apps()
     env.update(
         DJANGO_SETTINGS_MODULE="littlewriter.settings",
         PYTHONPATH=str(ROOT),

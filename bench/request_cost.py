@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import subprocess
 import sys
@@ -44,13 +43,9 @@ def cpu_seconds() -> float:
 
 
 def environment(config: str, var_dir: str, conn_max_age: int) -> dict[str, str]:
-    from live_pages import MYSQL_DATABASE, REDIS_URL
+    from live_pages import MYSQL_DATABASE, REDIS_URL, environment_without_the_apps
 
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "LW_", "REDIS_", "DATABASE_", "S3_", "OPENAI_"))
-    }
+    env = environment_without_the_apps()
     env.update(
         DJANGO_SETTINGS_MODULE="littlewriter.settings",
         DJANGO_DEBUG="false",
