@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from sdk_request_cost import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,11 +36,6 @@ HANDLERS = ("django", "pooled", "one-trip")
 PATHS = ("404", "mine", "book")
 REQUESTS = 1000
 IN_FLIGHT = 8
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def environment(config: str, var_dir: str, conn_max_age: int) -> dict[str, str]:

@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
-from django.contrib.auth import get_user_model
 from django.db import connection
-from django.test import Client
 
 from books import drafts, pictures, services
 from littlewriter import asgi
 from littlewriter.request_threads import WORKER_THREADS, PooledThreadsASGIHandler, WorkerThreads
 from tests.people import make_parent, start_book_with_child
+from tests.test_two_processes import signed_in
 
 HTTP_SCOPE = {"type": "http"}
 
@@ -154,7 +153,7 @@ async def test_the_app_answers_bad_requests_as_django_does() -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_an_async_view_answers_through_the_thread_chain() -> None:
     """The middleware runs in the request's thread; an async view still runs on the loop and answers."""
-    cookie, draft_id = await sync_to_async(_signed_in_with_a_book)()
+    cookie, _user_id, draft_id = await sync_to_async(_signed_in_with_a_book)()
     page = await _get(f"/drafts/{draft_id}/", cookie=cookie)
     assert page["status"] == 200
     csrf = _cookie_value(page, b"csrftoken")
@@ -168,12 +167,15 @@ async def test_an_async_view_answers_through_the_thread_chain() -> None:
     assert b"No page is being made right now." in stop["body"]
 
 
-def _signed_in_with_a_book() -> tuple[bytes, str]:
+def _session_cookie(user: Any) -> bytes:
+    return f"sessionid={signed_in(user)['sessionid']}".encode()
+
+
+def _signed_in_with_a_book() -> tuple[bytes, int, str]:
+    """A parent's session cookie, their id and the id of their new draft."""
     parent: Any = make_parent("async-view-parent")
     draft = start_book_with_child(parent, characters=[("Mina", "a cat")], page_count=2, language="en")
-    client = Client()
-    client.force_login(parent)
-    return f"sessionid={client.cookies['sessionid'].value}".encode(), draft.draft_id
+    return _session_cookie(parent), parent.pk, draft.draft_id
 
 
 def _cookie_value(response: Any, name: bytes) -> bytes:
@@ -192,10 +194,7 @@ def _ident_of(executor: Any) -> int:
 
 
 def _signed_in_cookie() -> bytes:
-    parent: Any = make_parent("pooled-thread-parent")
-    client = Client()
-    client.force_login(parent)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
+    return _session_cookie(make_parent("pooled-thread-parent"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -219,8 +218,7 @@ async def test_page_runs_borrow_a_worker_thread_and_give_it_back() -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_a_picture_streams_through_the_app() -> None:
     """A file response is sent from the loop in chunks (or, on S3, the signed redirect is)."""
-    cookie, draft_id = await sync_to_async(_signed_in_with_a_book)()
-    user_id = await sync_to_async(lambda: get_user_model().objects.get(username="async-view-parent").pk)()
+    cookie, user_id, draft_id = await sync_to_async(_signed_in_with_a_book)()
     await services.make_next_page(user_id=user_id, draft_id=draft_id, page_number=1, child_input="a kite")
     answer = await _get(f"/drafts/{draft_id}/pages/1/picture", cookie=cookie)
     if pictures.is_s3():
