@@ -68,8 +68,8 @@ class WorkerThreads:
         thread.shutdown(wait=False)
 
     @asynccontextmanager
-    async def lent(self) -> AsyncIterator[None]:
-        """The block's thread-sensitive sync calls, in order, in one borrowed thread of its own.
+    async def lent(self) -> AsyncIterator[ThreadPoolExecutor]:
+        """The block's thread-sensitive sync calls, in order, in one borrowed thread of its own (given).
 
         Tasks the block starts must end inside it (asgiref refuses their calls after). A block
         that ends with an exception may have left a call running in the thread (a cancelled
@@ -78,7 +78,7 @@ class WorkerThreads:
         thread = self.take()
         try:
             async with ThreadSensitiveContext(executor=thread):
-                yield
+                yield thread
         except BaseException:
             self.retire(thread)
             raise

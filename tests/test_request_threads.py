@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
+from django.contrib.auth import get_user_model
 from django.db import connection
 
 from books import drafts, pictures, services
 from littlewriter import asgi
 from littlewriter.request_threads import WORKER_THREADS, PooledThreadsASGIHandler, WorkerThreads
+from streaming import runs
 from tests.people import make_parent, start_book_with_child
 from tests.test_two_processes import signed_in
 
@@ -213,6 +215,41 @@ async def test_page_runs_borrow_a_worker_thread_and_give_it_back() -> None:
     assert WORKER_THREADS.started - started <= 1
     kept = await sync_to_async(drafts.current)(parent.pk)
     assert kept is not None and len(kept.pages) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_works_without_the_connection_its_thread_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The borrowed thread's connections are closed before the run's first call there."""
+    async with WORKER_THREADS.lent() as thread:
+        await sync_to_async(_open_a_connection)()
+    assert WORKER_THREADS.idle[-1] is thread  # given back holding its connection, and lent next
+    calls: list[tuple[str, int]] = []
+    close_all = runs.connections.close_all
+
+    def closing_all() -> None:
+        calls.append(("close", threading.get_ident()))
+        close_all()
+
+    monkeypatch.setattr(runs.connections, "close_all", closing_all)
+
+    async def work() -> Any:
+        return await sync_to_async(_first_call_of_the_run)(calls)
+
+    held = await runs.launch("connection-test", work())
+    assert calls == [("close", _ident_of(thread)), ("work", _ident_of(thread))]
+    if not getattr(connection, "is_in_memory_db", lambda: False)():  # Django never closes those
+        assert held is None
+    assert WORKER_THREADS.idle[-1] is thread  # back in the pool once the run ended
+
+
+def _open_a_connection() -> None:
+    get_user_model().objects.exists()
+    assert connection.connection is not None
+
+
+def _first_call_of_the_run(calls: list[tuple[str, int]]) -> Any:
+    calls.append(("work", threading.get_ident()))
+    return connection.connection
 
 
 @pytest.mark.django_db(transaction=True)
