@@ -69,7 +69,7 @@ class WorkerThreads:
 
     @asynccontextmanager
     async def lent(self) -> AsyncIterator[ThreadPoolExecutor]:
-        """The block's thread-sensitive sync calls, in order, in one borrowed thread of its own (given).
+        """The block's thread-sensitive sync calls, in order, in one borrowed thread of its own (yielded).
 
         Tasks the block starts must end inside it (asgiref refuses their calls after). A block
         that ends with an exception may have left a call running in the thread (a cancelled

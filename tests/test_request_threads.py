@@ -220,9 +220,11 @@ async def test_page_runs_borrow_a_worker_thread_and_give_it_back() -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_a_run_works_without_the_connection_its_thread_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     """The borrowed thread's connections are closed before the run's first call there."""
-    async with WORKER_THREADS.lent() as thread:
+    threads = WorkerThreads()
+    monkeypatch.setattr(runs, "WORKER_THREADS", threads)
+    async with threads.lent() as thread:
         await sync_to_async(_open_a_connection)()
-    assert WORKER_THREADS.idle[-1] is thread  # given back holding its connection, and lent next
+    assert threads.idle == [thread]  # given back holding its connection, and lent next
     calls: list[tuple[str, int]] = []
     close_all = runs.connections.close_all
 
@@ -239,7 +241,7 @@ async def test_a_run_works_without_the_connection_its_thread_kept(monkeypatch: p
     assert calls == [("close", _ident_of(thread)), ("work", _ident_of(thread))]
     if not getattr(connection, "is_in_memory_db", lambda: False)():  # Django never closes those
         assert held is None
-    assert WORKER_THREADS.idle[-1] is thread  # back in the pool once the run ended
+    assert threads.idle == [thread]  # back in the pool once the run ended
 
 
 def _open_a_connection() -> None:
