@@ -429,6 +429,7 @@ def seed_main(argv: Sequence[str]) -> None:
 
 RUN_STATE = re.compile(r'class="run-state is-(\w+)"')
 DRAWN_AT = re.compile(r"""hx-vals='\{"drawn_at": (\d+)\}'""")
+BOOK_SENT = re.compile(r'<div id="book" hx-swap-oob="true">')
 HTMX = {"HX-Request": "true", "HX-Target": "book", "HX-Current-URL": "bench"}
 DRAFT_URL = re.compile(r"/drafts/([0-9a-f]+)/")
 
@@ -551,30 +552,22 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
                 text = message if isinstance(message, str) else message.decode()
                 book.messages.append((arrived, text))
                 state = RUN_STATE.search(text)
-                if state and state.group(1) != "running" and book.post_sent and arrived >= book.post_sent:
+                ended = state and state.group(1) != "running" and 0 < book.post_sent <= arrived
+                if state and ended and book.done_at is None:
                     book.done_at, book.end_state = arrived, state.group(1)
-                    await fetch_book(book)
+                if book.done_at is not None and BOOK_SENT.search(text):
+                    await swapped_in(book, text)  # the socket sends #book after the run's last frame
                     return
             book.errors.append("socket closed before the page was complete")
         except ConnectionClosed as closed:
             book.close_code = closed.rcvd.code if closed.rcvd else None
             book.errors.append(f"socket closed before the page was complete (code {book.close_code})")
 
-    async def swapped_in(book: ClientBook, response: Any) -> None:
+    async def swapped_in(book: ClientBook, html: str) -> None:
         """htmx swapped #book in: its ws-send tells the socket which frame the book was drawn at."""
-        found = DRAWN_AT.search(response.text)
+        found = DRAWN_AT.search(html)
         if found:
             await sockets[book.index].send(json.dumps({"drawn_at": int(found.group(1)), "HEADERS": HTMX}))
-
-    async def fetch_book(book: ClientBook) -> None:
-        """What the browser does when a run ends: htmx fetches #book again (after 400 ms)."""
-        await asyncio.sleep(0.4)
-        try:
-            response = await https[book.index].get(f"/drafts/{book.draft_id}/", headers=HTMX)
-            if expect(book, "page after the run", response, 200):
-                await swapped_in(book, response)
-        except Exception as error:
-            book.errors.append(f"page after the run: {type(error).__name__}: {error}")
 
     async def make(book: ClientBook, start: float | None = None) -> None:
         client = https[book.index]
@@ -590,7 +583,7 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
             )
             book.post_done, book.post_status = now(), response.status_code
             if expect(book, "make page", response, 200):
-                await swapped_in(book, response)
+                await swapped_in(book, response.text)
         except Exception as error:
             book.errors.append(f"make page: {type(error).__name__}: {error}")
 
@@ -652,7 +645,11 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
     if listeners:
         _, pending = await asyncio.wait(listeners, timeout=float(spec["deadline"]))
     for task in pending:
-        listeners[task].errors.append(f"no completion within {spec['deadline']:.0f} s")
+        late = listeners[task]
+        waited = f"within {spec['deadline']:.0f} s"
+        late.errors.append(
+            f"no book sent after the run {waited}" if late.done_at else f"no completion {waited}"
+        )
         task.cancel()
     make_ended = now()
     if profiled:

@@ -26,6 +26,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
@@ -228,12 +229,40 @@ def making_page(
     status: int = 200,
     only_the_book: bool = False,
 ) -> HttpResponse:
+    context = _making_context(
+        draft, snapshot=snapshot, child_form=child_form, write_form=write_form, refusal=refusal
+    )
+    template = "books/making.html#book" if only_the_book else "books/making.html"
+    return render(request, template, context, status=status)
+
+
+def book_after_the_run(*, user_id: int, draft_id: str, live: LiveSnapshot) -> str:
+    """The #book a page's socket sends when its run has ended, as the making page draws it.
+
+    Sent in place of a fetch by the browser: the new page in the list, the next question and
+    the child's box (or the words of a failed page back in it), drawn at the frame the socket
+    has sent (``live``). There is no request, so its forms carry no CSRF field; htmx sends
+    the token from <body>'s ``hx-headers``, as for every form a socket sends.
+    """
+    draft = drafts.load(user_id, draft_id)
+    context = _making_context(draft, snapshot=live)
+    return render_to_string("books/making.html#book", {**context, "book_oob": True})
+
+
+def _making_context(
+    draft: BookDraft,
+    *,
+    snapshot: LiveSnapshot | None = None,
+    child_form: ChildInputForm | None = None,
+    write_form: PageTextForm | None = None,
+    refusal: str = "",
+) -> dict[str, Any]:
     if child_form is None and write_form is None:
         child_form, write_form = _forms_keeping_failed_input(draft)
     # The parent's own-words form is open when it is what came back with a problem, or when
     # it holds their words of a page that failed.
     write_open = write_form is not None and (write_form.is_bound or bool(write_form.initial))
-    context = {
+    return {
         "draft": draft,
         "child": _child_of(draft),
         "pages_made": len(draft.pages),
@@ -251,8 +280,6 @@ def making_page(
         "refusal": refusal,
         "usage": usage_selectors.draft_usage(user_id=draft.owner_id, draft_id=draft.draft_id),
     }
-    template = "books/making.html#book" if only_the_book else "books/making.html"
-    return render(request, template, context, status=status)
 
 
 def _child_of(draft: BookDraft) -> Any:

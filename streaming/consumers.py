@@ -26,8 +26,10 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 
 from books import drafts
 from books.domain import DomainError
+from books.views import book_after_the_run
+from littlewriter.request_threads import WORKER_THREADS
 from streaming import live
-from streaming.live import Delta, LiveSnapshot
+from streaming.live import Delta, LiveSnapshot, RunState
 from streaming.sections import BY_NAME
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class PageConsumer(AsyncWebsocketConsumer):
     # only add a receive loop (a Redis one on channels-redis) that nothing ever sends to.
     channel_layer_alias = "live-hub-only"  # not in CHANNEL_LAYERS: Channels then gives no layer
     draft_id: str
+    user_id: int
     sent_seq: int
     shown: LiveSnapshot | None
 
@@ -55,6 +58,7 @@ class PageConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_YOURS)
             return
         await self.accept()
+        self.user_id = user.pk
         # Fragments are rendered in the page's interface language, chosen as LocaleMiddleware does.
         self.language = language_of(self.scope)
         self.sent_seq, self.shown = -1, None
@@ -108,6 +112,8 @@ class PageConsumer(AsyncWebsocketConsumer):
             with translation.override(self.language):
                 html = render_deltas(self.shown, newer)
             await self._send(html)
+            if any(d.kind == "run" and d.status != RunState.RUNNING for d in newer):
+                await self._send_the_book()
 
     async def resync(self) -> None:
         async with self.in_order:
@@ -122,6 +128,25 @@ class PageConsumer(AsyncWebsocketConsumer):
         with translation.override(self.language):
             html = _render("live", {"live": snapshot, "oob": True})
         await self._send(html)
+
+    async def _send_the_book(self) -> None:
+        """The run has ended: the book with its new page, the next question and the child's box.
+
+        Sent right after the run's last frame, in place of the fetch the browser made for it
+        (a request each page: middleware, session and user, a fifth of a page's CPU).
+        """
+        assert self.shown is not None
+        try:
+            async with WORKER_THREADS.lent():  # not the one thread every socket's calls share
+                html = await self._book_html(self.shown)
+        except DomainError:
+            return  # the book is no longer in progress (finished or put away elsewhere)
+        await self._send(html)
+
+    @database_sync_to_async
+    def _book_html(self, live: LiveSnapshot) -> str:
+        with translation.override(self.language):
+            return book_after_the_run(user_id=self.user_id, draft_id=self.draft_id, live=live)
 
     async def _send(self, html: str) -> None:
         try:

@@ -394,6 +394,46 @@ async def test_the_story_badge_goes_from_streaming_to_complete(
     await socket.close()
 
 
+async def test_the_socket_sends_the_book_with_the_new_page_once_it_is_made(
+    parent: Any, cookie: bytes
+) -> None:
+    """In place of a fetch by the browser: the page in the list, the next question and box."""
+    draft = await a_book(parent)
+    socket = await open_socket(draft.draft_id, cookie)
+    await (await start_page(parent, draft))
+    await socket.read_until('class="run-state is-complete"')
+    assert 'hx-get="/drafts/' not in socket.frames[-1]  # the run's last frame asks for nothing
+    book = await socket.next_frame()
+
+    kept = await sync_to_async(drafts.current)(parent.pk)
+    assert kept is not None and len(kept.pages) == 1
+    snapshot = await live.hub().snapshot(draft.draft_id)
+    assert snapshot is not None
+    assert book.lstrip().startswith('<div id="book" hx-swap-oob="true">')
+    assert f"""hx-vals='{{"drawn_at": {snapshot.seq}}}'""" in book  # drawn at the socket's last frame
+    assert 'id="page-1"' in book
+    assert html.escape(kept.pages[0].text.split()[0]) in book
+    assert html.escape(kept.current_question) in book
+    assert f'hx-post="{reverse("books:make_page", args=[draft.draft_id, 2])}"' in book
+    await socket.close()
+
+
+async def test_after_a_failed_page_the_socket_sends_the_book_with_the_words_back_in_the_box(
+    parent: Any, cookie: bytes, openai_storyteller: FakeOpenAI
+) -> None:
+    openai_storyteller.script("chat", status=500)
+    draft = await a_book(parent)
+    socket = await open_socket(draft.draft_id, cookie)
+    await start_page(parent, draft, "a kite on the moon")
+    await socket.read_until('class="run-state is-needs_attention"')
+    book = await socket.next_frame()
+    assert book.lstrip().startswith('<div id="book" hx-swap-oob="true">')
+    assert "a kite on the moon</textarea>" in book
+    assert f'hx-post="{reverse("books:make_page", args=[draft.draft_id, 1])}"' in book
+    await runs.settle(draft.draft_id)
+    await socket.close()
+
+
 # -- frames that arrive late or never (as they can over Redis pub/sub) ---------------------------
 
 
