@@ -553,9 +553,9 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
                 book.messages.append((arrived, text))
                 state = RUN_STATE.search(text)
                 ended = state and state.group(1) != "running" and 0 < book.post_sent <= arrived
-                if state and ended and book.done_at is None:
+                if state and ended and not book.done_at:
                     book.done_at, book.end_state = arrived, state.group(1)
-                if book.done_at is not None and BOOK_SENT.search(text):
+                if book.done_at and BOOK_SENT.search(text):
                     await swapped_in(book, text)  # the socket sends #book after the run's last frame
                     return
             book.errors.append("socket closed before the page was complete")
@@ -1071,7 +1071,8 @@ def assemble(
     story_lengths: list[tuple[float, int]] = []
     for arrived, message in messages:
         if '<section id="live"' in message:
-            snapshots += 1
+            if not BOOK_SENT.search(message):  # the book sent after a run draws #live too
+                snapshots += 1
             for name, text in SNAPSHOT_TEXT.findall(message):
                 texts[name] = html.unescape(text)
         for name, text in PIECE.findall(message):
