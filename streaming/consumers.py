@@ -132,8 +132,9 @@ class PageConsumer(AsyncWebsocketConsumer):
     async def _send_the_book(self) -> None:
         """The run has ended: the book with its new page, the next question and the child's box.
 
-        Sent right after the run's last frame, in place of the fetch the browser made for it
-        (a request each page: middleware, session and user, a fifth of a page's CPU).
+        Sent right after the run's last frame, in place of the fetch the browser made for it:
+        one request a page less (Daphne, the middleware with the session and the user, then
+        the view), measured in bench/README.md.
         """
         assert self.shown is not None
         try:
