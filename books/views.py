@@ -213,8 +213,9 @@ def _new_book_page(
 @shows_domain_errors
 def draft_page(request: FamilyRequest, draft_id: str) -> HttpResponse:
     draft, snapshot = services.live_page(user_id=request.user.pk, draft_id=draft_id)
-    # htmx fetches the book again when a run ends and swaps in #book only: the rest of the page
-    # (header, menus) is neither needed nor rendered, which was half of that request's work.
+    # htmx fetches the book again when a page drawn from a snapshot missed its run's end (the
+    # socket sends it otherwise) and swaps in #book only: the rest of the page (header, menus)
+    # is neither needed nor rendered, which was half of that request's work.
     return making_page(request, draft, snapshot=snapshot, only_the_book=_swaps_the_book(request))
 
 
@@ -317,7 +318,7 @@ def _after_starting(request: HttpRequest, draft_id: str) -> HttpResponse:
     """The page is under way: a plain form goes to the live tabs; htmx is told to drop the form.
 
     The socket draws the tabs as the run starts, so the book is not rendered again here (that
-    render was a fifth of a page's CPU, bench/README.md); it is fetched when the run ends.
+    render was a fifth of a page's CPU, bench/README.md); the socket sends it when the run ends.
     """
     if _swaps_the_book(request):
         response = render(request, "books/making.html#started")
