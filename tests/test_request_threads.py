@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from typing import Any
 
@@ -44,6 +45,12 @@ class FailingHandler(PooledThreadsASGIHandler):
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         await sync_to_async(lambda: None)()
         raise RuntimeError("the view broke")
+
+
+def test_what_the_app_loaded_at_start_is_left_out_of_full_collections() -> None:
+    """Loading the ASGI app (this module imports it) freezes Django, the app and the SDK."""
+    assert asgi.application is not None
+    assert gc.get_freeze_count() > 50_000
 
 
 async def test_requests_one_after_another_use_one_thread() -> None:
