@@ -11,6 +11,7 @@ the tabs fill, or failing once. The tests touch nothing but the browser.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -25,7 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.fake_openai import FakeOpenAI, default_text
 
@@ -260,9 +262,7 @@ def _forget_scripts(upstream: FakeOpenAI) -> None:
 def browser_page(server: AppServer, request: pytest.FixtureRequest) -> Iterator[Page]:
     failed_before = request.session.testsfailed
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
+        browser, context, page = _a_live_page(playwright)
         console: list[str] = []
         page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
         page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -271,10 +271,36 @@ def browser_page(server: AppServer, request: pytest.FixtureRequest) -> Iterator[
         finally:
             if request.session.testsfailed > failed_before:
                 failed = ARTIFACTS / f"failed-{request.node.name}"
-                page.screenshot(path=f"{failed}.png", full_page=True)
                 Path(f"{failed}-console.txt").write_text("\n".join(console))
-            context.close()
+                with contextlib.suppress(PlaywrightError):  # a browser that died has no screen
+                    page.screenshot(path=f"{failed}.png", full_page=True)
+            with contextlib.suppress(PlaywrightError):
+                context.close()
+                browser.close()
+
+
+def _a_live_page(playwright: Playwright) -> tuple[Browser, BrowserContext, Page]:
+    """A new Chromium and a page of it that has answered a first navigation.
+
+    Chromium once closed before a test's first navigation (``TargetClosedError``, one run of
+    the browser tests in about fifteen on 2026-12-05). A browser that does not answer
+    about:blank is closed and launched once more; one that dies again fails the test.
+    """
+    browser, context, page = _launch(playwright)
+    try:
+        page.goto("about:blank")
+    except PlaywrightError:
+        with contextlib.suppress(PlaywrightError):
             browser.close()
+        browser, context, page = _launch(playwright)
+        page.goto("about:blank")
+    return browser, context, page
+
+
+def _launch(playwright: Playwright) -> tuple[Browser, BrowserContext, Page]:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    return browser, context, context.new_page()
 
 
 # -- what a family does ------------------------------------------------------------------------
