@@ -552,8 +552,12 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
                 text = message if isinstance(message, str) else message.decode()
                 book.messages.append((arrived, text))
                 state = RUN_STATE.search(text)
-                ended = state and state.group(1) != "running" and 0 < book.post_sent <= arrived
-                if state and ended and not book.done_at:
+                if (
+                    state
+                    and state.group(1) != "running"
+                    and 0 < book.post_sent <= arrived
+                    and not book.done_at
+                ):
                     book.done_at, book.end_state = arrived, state.group(1)
                 if book.done_at and BOOK_SENT.search(text):
                     await swapped_in(book, text)  # the socket sends #book after the run's last frame

@@ -395,9 +395,9 @@ async def _run_page(
         failures = result.required_failures(sections_for(is_last_page=context.is_last_page))
         if failures:
             raise PageFailed(_failure_sentence(page_number, failures))
-        # The page and its usage in one trip to the run's thread (each trip is 10–30 ms under
+        # The page and its usage in one trip to the run's thread (each trip is 10–40 ms under
         # load, all of it before the family sees the page), the usage before the last frame:
-        # the page the browser fetches then already shows the figures.
+        # the book the socket sends after it already shows the figures.
         kept = await sync_to_async(_keep_and_settle)(keep, settle, draft, page_number, context, result)
         publisher.emit("", "run", status=RunState.COMPLETE)
         return kept
