@@ -152,17 +152,30 @@ class Moderator(abc.ABC):
     async def check(self, text: str, *, language: Language) -> Verdict:
         """Judge ``text``; raise ``AdapterError`` when no answer can be had."""
 
+    async def check_typed_words(self, text: str, *, language: Language) -> Verdict:
+        """Judge words a family has just typed, while they wait: ``check``, unless the adapter
+        can answer these sooner than the text it reads as a page is made."""
+        return await self.check(text, language=language)
+
     async def check_patiently(
-        self, text: str, *, language: Language, attempts: int = 3, backoff: float = 0.5
+        self,
+        text: str,
+        *,
+        language: Language,
+        attempts: int = 3,
+        backoff: float = 0.5,
+        typed_words: bool = False,
     ) -> Verdict:
-        """``check`` with a few retries and a growing pause; the last failure is raised.
+        """``check`` (or ``check_typed_words``) with a few retries and a growing pause; the
+        last failure is raised.
 
         A moderator that is briefly unreachable must not fail a page, but one that stays
         down must not let text through unchecked either.
         """
+        check = self.check_typed_words if typed_words else self.check
         for attempt in range(1, max(attempts, 1) + 1):
             try:
-                return await self.check(text, language=language)
+                return await check(text, language=language)
             except AdapterError as error:
                 if error.permanent or attempt >= attempts:
                     raise

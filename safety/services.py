@@ -63,6 +63,7 @@ async def _verdict(text: str, language: Language) -> tuple[Verdict, str]:
             language=language,
             attempts=int(config["MODERATION_ATTEMPTS"]),
             backoff=float(config["MODERATION_BACKOFF_SECONDS"]),
+            typed_words=True,
         )
     except AdapterError as error:
         raise SafetyCheckDown(_down_sentence()) from error

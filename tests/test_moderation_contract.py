@@ -45,6 +45,13 @@ class ModerationContract:
         assert Concern.VIOLENCE.value in verdict.categories
         assert verdict.reason  # staff see what was found
 
+    async def test_typed_words_get_the_verdict_made_text_gets(self) -> None:
+        kind, unkind = "a kite flies over the sea", "The knight wants to kill the baby dragon with a gun."
+        self.expect_flag(unkind, ["violence"])
+        assert not (await self.moderator.check_typed_words(kind, language=Language.ENGLISH)).flagged
+        verdict = await self.moderator.check_typed_words(unkind, language=Language.ENGLISH)
+        assert verdict.flagged and Concern.VIOLENCE.value in verdict.categories
+
     async def test_korean_violence_is_flagged(self) -> None:
         text = "기사가 아기 용을 죽이고 싶어 해요."
         self.expect_flag(text, ["violence", "violence/graphic"])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from books.adapters.openai import close_shared_clients
-from books.adapters.openai_moderator import OpenAIModerator, _Batches
+from books.adapters.openai_moderator import LANES, OpenAIModerator
 from books.domain import Language
 from books.ports import AdapterError, Concern
 from tests.fake_openai import FakeOpenAI, point_settings_at
@@ -108,7 +108,7 @@ async def test_a_check_asked_as_the_last_sender_finishes_is_still_sent(
 ) -> None:
     # A text's next sentence is checked the moment its check comes back: just then the sender
     # that answered has finished, and its slot is free even before asyncio says so.
-    monkeypatch.setattr(_Batches, "IN_FLIGHT", 1)
+    monkeypatch.setitem(LANES, "generated", 1)
     moderator = OpenAIModerator()
     first = await moderator.check("The fox found a shell.", language=Language.ENGLISH)
 
@@ -118,3 +118,37 @@ async def test_a_check_asked_as_the_last_sender_finishes_is_still_sent(
 
     assert not first.flagged and not second.flagged
     assert len(server.requests_to("moderations")) == 2
+
+
+async def test_words_a_family_typed_do_not_wait_behind_the_checks_of_a_page_being_made(
+    server: FakeOpenAI,
+) -> None:
+    # Both of the generated lane's requests are slow to answer (within the client's timeout);
+    # a third generated check waits for one of them, the child's words go out at once.
+    server.script("moderations", delay=0.4, when="The fox", times=2)
+    moderator = OpenAIModerator()
+    generated = []
+    for n in range(3):
+        generated.append(
+            asyncio.create_task(moderator.check(f"The fox found shell {n}.", language=Language.ENGLISH))
+        )
+        await _requests_reach(server, min(n + 1, 2))
+
+    typed = await asyncio.wait_for(
+        moderator.check_typed_words("a kite on the moon", language=Language.ENGLISH), timeout=0.3
+    )
+
+    assert not typed.flagged
+    assert not any(check.done() for check in generated)  # still waiting for their answers
+    assert server.requests_to("moderations")[-1]["input"] == ["a kite on the moon"]
+    assert [v.flagged for v in await asyncio.gather(*generated)] == [False, False, False]
+    assert len(server.requests_to("moderations")) == 4  # the third fox in a request of its own
+
+
+async def _requests_reach(server: FakeOpenAI, count: int) -> None:
+    """The fake server has received ``count`` moderation requests (it answers in its own thread)."""
+    for _ in range(200):
+        if len(server.requests_to("moderations")) >= count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"the server never had {count} moderation requests")

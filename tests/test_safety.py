@@ -57,6 +57,21 @@ class DownModerator(OfflineModerator):
         return await super().check(text, language=language)
 
 
+class LaneModerator(OfflineModerator):
+    """Notes which texts it was asked to judge as a family's typed words, and which as made text."""
+
+    typed: list[str] = []
+    made: list[str] = []
+
+    async def check(self, text: str, *, language: Language) -> Verdict:
+        type(self).made.append(text)
+        return await super().check(text, language=language)
+
+    async def check_typed_words(self, text: str, *, language: Language) -> Verdict:
+        type(self).typed.append(text)
+        return await super().check(text, language=language)
+
+
 class MoodyStoryWriter(StoryWriter):
     """Its first page goes wrong half-way; asked again, it writes a kind one."""
 
@@ -251,6 +266,21 @@ async def test_a_moderator_that_is_down_lets_no_input_through(
     assert down_moderator.asked == 3  # tried a few times first
     assert not runs.running_here(draft.draft_id) and await aflags() == []
     assert await sync_to_async(drafts.current)(parent.pk) == draft
+
+
+async def test_the_childs_words_are_checked_as_typed_words_and_the_page_as_made_text(
+    parent: Any, settings: Any
+) -> None:
+    # An adapter may answer typed words sooner (the OpenAI moderator gives them their own lane).
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "MODERATOR": f"{__name__}.LaneModerator"}
+    draft = await astart(parent)  # its characters are typed words too
+    LaneModerator.typed, LaneModerator.made = [], []
+
+    page = (await make(parent, draft, 1, "a kite flies over the sea")).pages[0]
+
+    assert LaneModerator.typed == ["a kite flies over the sea"]
+    assert LaneModerator.made and "a kite flies over the sea" not in LaneModerator.made
+    assert any(page.text.startswith(text.strip()) for text in LaneModerator.made)
 
 
 # -- what is generated ----------------------------------------------------------------------------------

@@ -48,44 +48,53 @@ class OpenAIModerator(Moderator):
     name = "openai"
 
     async def check(self, text: str, *, language: Language) -> Verdict:
-        result = await _batch().check(text)
-        categories = result.get("categories")
-        raised = sorted(
-            name for name, on in (categories.items() if isinstance(categories, dict) else ()) if on is True
-        )
-        found: dict[Concern, list[str]] = {}
-        for name in raised:
-            # A category the API adds later still holds the text back.
-            found.setdefault(CONCERNS.get(name, Concern.ILLICIT), []).append(name)
-        if result.get("flagged") is not False and not found:
-            # Flagged, or an answer that does not say: held back rather than shown unchecked.
-            found[Concern.ILLICIT] = ["flagged"]
-        personal = find_concerns(text, only=Concern.PERSONAL_DETAILS).get(Concern.PERSONAL_DETAILS)
-        if personal:
-            found[Concern.PERSONAL_DETAILS] = personal
-        return verdict_for(found)
+        return _verdict_of(text, await _lane("generated").check(text))
+
+    async def check_typed_words(self, text: str, *, language: Language) -> Verdict:
+        # A lane of their own: the page does not start before the child's words are checked,
+        # and behind a busy process's generated sentences they waited for a free request, up
+        # to a whole round trip (bench/README.md).
+        return _verdict_of(text, await _lane("typed").check(text))
+
+
+def _verdict_of(text: str, result: ModerationResult) -> Verdict:
+    categories = result.get("categories")
+    raised = sorted(
+        name for name, on in (categories.items() if isinstance(categories, dict) else ()) if on is True
+    )
+    found: dict[Concern, list[str]] = {}
+    for name in raised:
+        # A category the API adds later still holds the text back.
+        found.setdefault(CONCERNS.get(name, Concern.ILLICIT), []).append(name)
+    if result.get("flagged") is not False and not found:
+        # Flagged, or an answer that does not say: held back rather than shown unchecked.
+        found[Concern.ILLICIT] = ["flagged"]
+    personal = find_concerns(text, only=Concern.PERSONAL_DETAILS).get(Concern.PERSONAL_DETAILS)
+    if personal:
+        found[Concern.PERSONAL_DETAILS] = personal
+    return verdict_for(found)
 
 
 class _Batches:
     """The process's checks, several texts to a request once requests start to queue up.
 
     Every sentence of every page is checked before it is shown; one request per sentence
-    took half of a busy server's CPU (bench/README.md). Up to ``IN_FLIGHT`` requests go out
+    took half of a busy server's CPU (bench/README.md). Up to ``in_flight`` requests go out
     at once, each with what is waiting: a quiet process checks each text at once, a busy
     one sends many texts in one request (the endpoint judges each input on its own).
     """
 
-    IN_FLIGHT = 2
     MOST_PER_REQUEST = 32
 
-    def __init__(self) -> None:
+    def __init__(self, in_flight: int) -> None:
+        self.in_flight = in_flight
         self.waiting: list[tuple[str, asyncio.Future[ModerationResult]]] = []
         self.senders: set[asyncio.Task[None]] = set()
 
     async def check(self, text: str) -> ModerationResult:
         answer: asyncio.Future[ModerationResult] = asyncio.get_running_loop().create_future()
         self.waiting.append((text, answer))
-        if len(self.senders) < self.IN_FLIGHT:
+        if len(self.senders) < self.in_flight:
             sender = asyncio.create_task(self._send_while_waiting(), name="moderation-batch")
             self.senders.add(sender)  # held here until it ends, so it is not collected mid-run
         return await answer
@@ -136,12 +145,19 @@ async def _moderate(texts: list[str]) -> list[ModerationResult]:
     return [result if isinstance(result, dict) else {} for result in results]
 
 
-_batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches] = weakref.WeakKeyDictionary()
+# The process's lanes of checks, each with its own requests, and how many of them each may have
+# on their way at once. Words a family typed are one check a page (about 16 a second at 50 live
+# books), so with four a check of them rarely waits for a request.
+LANES = {"generated": 2, "typed": 4}
+
+_lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Batches]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _batch() -> _Batches:
-    loop = asyncio.get_running_loop()
-    found = _batches.get(loop)
+def _lane(name: str) -> _Batches:
+    lanes = _lanes.setdefault(asyncio.get_running_loop(), {})
+    found = lanes.get(name)
     if found is None:
-        found = _batches[loop] = _Batches()
+        found = lanes[name] = _Batches(LANES[name])
     return found
