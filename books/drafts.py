@@ -108,11 +108,16 @@ def current(user_id: int) -> BookDraft | None:
     return BookDraft.from_dict(data) if data else None
 
 
-def load(user_id: int, draft_id: str) -> BookDraft:
-    """The user's draft with this id; refuses anyone else's and says when it expired."""
+def load(user_id: int, draft_id: str, *, touch: bool = True) -> BookDraft:
+    """The user's draft with this id; refuses anyone else's and says when it expired.
+
+    Loading refreshes its TTL: someone is at the book. ``touch=False`` is for a step that
+    saves the draft next, or has just saved it, which refreshes the TTL anyway.
+    """
     draft = current(user_id)
     if draft is not None and draft.draft_id == draft_id:
-        cache.touch(_draft_key(user_id), ttl_seconds())
+        if touch:
+            cache.touch(_draft_key(user_id), ttl_seconds())
         return draft
     if draft is None and cache.get(_seen_key(user_id, draft_id)):
         raise DraftExpired(EXPIRED_SENTENCE)

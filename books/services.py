@@ -157,7 +157,8 @@ async def start_next_page(
     The child's words are checked first; flagged words raise ``UnkindInput`` and nothing starts.
     """
     cleaned = clean_child_input(child_input)
-    draft = await sync_to_async(drafts.load)(user_id, draft_id)
+    # Not touched: starting the page saves it.
+    draft = await sync_to_async(drafts.load)(user_id, draft_id, touch=False)
     await safety.ascreen_input(
         user_id=user_id,
         child_id=draft.child_id,
@@ -183,7 +184,8 @@ async def start_own_page(
     """The parent's own words: their text (and question, if they give one); the picture is still drawn."""
     cleaned_text = clean_page_text(text)
     cleaned_question = clean_question(question)
-    draft = await sync_to_async(drafts.load)(user_id, draft_id)
+    # Not touched: starting the page saves it.
+    draft = await sync_to_async(drafts.load)(user_id, draft_id, touch=False)
     await safety.ascreen_input(
         user_id=user_id,
         child_id=draft.child_id,
@@ -528,7 +530,7 @@ def _begin_page(
     lock.acquire()
     hold: PageHold | None = None
     try:
-        draft = drafts.load(user_id, draft_id)  # again, now that no other run can change it
+        draft = drafts.load(user_id, draft_id, touch=False)  # again, now that no run can change it
         if draft.state is BookState.GENERATING:
             # We hold the lock, so the run that set this is gone (a restart, a crash).
             draft.abandon_page(gettext("The last page was interrupted; you can make it again."))

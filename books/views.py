@@ -245,7 +245,7 @@ def book_after_the_run(*, user_id: int, draft_id: str, live: LiveSnapshot) -> st
     has sent (``live``). There is no request, so its forms carry no CSRF field; htmx sends
     the token from <body>'s ``hx-headers``, as for every form a socket sends.
     """
-    draft = drafts.load(user_id, draft_id)
+    draft = drafts.load(user_id, draft_id, touch=False)  # the run has just saved it
     context = _making_context(draft, snapshot=live)
     return render_to_string("books/making.html#book", {**context, "book_oob": True})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -72,12 +73,33 @@ def test_start_book_refuses_bad_input_and_stores_nothing(parent: Any) -> None:
 def test_draft_ttl_comes_from_settings(parent: Any, settings: Any) -> None:
     settings.LITTLEWRITER = {**settings.LITTLEWRITER, "DRAFT_TTL_SECONDS": 1}
     draft = start(parent)
-    import time
-
     time.sleep(2.1)
     assert drafts.current(parent.pk) is None
     with pytest.raises(DraftExpired, match="Start a new one"):
         drafts.load(parent.pk, draft.draft_id)
+
+
+def test_a_save_keeps_the_drafts_id_under_its_child_for_as_long_as_the_draft(parent: Any) -> None:
+    # Deleting a child finds its drafts' pictures through that list: it must outlive each save.
+    draft = start(parent)
+    child_list = f"draft:child:{draft.child_id}"
+    cache.set(child_list, [draft.draft_id], timeout=1)
+
+    drafts.save(draft)
+    time.sleep(1.5)
+
+    assert drafts.draft_ids_of_child(draft.child_id) == [draft.draft_id]
+    assert drafts.load(parent.pk, draft.draft_id) == draft
+
+
+def test_loading_a_draft_keeps_it_unless_the_step_saves_it_anyway(parent: Any, settings: Any) -> None:
+    draft = start(parent)
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "DRAFT_TTL_SECONDS": 1}
+    drafts.load(parent.pk, draft.draft_id, touch=False)  # the 72 hours of its last save stand
+    time.sleep(1.5)
+    assert drafts.load(parent.pk, draft.draft_id) == draft  # and now it has one second
+    time.sleep(1.5)
+    assert drafts.current(parent.pk) is None
 
 
 def test_another_users_draft_is_not_found(parent: Any, other_parent: Any) -> None:
