@@ -1501,12 +1501,14 @@ def orchestrate(argv: Sequence[str]) -> None:
     parser.add_argument(
         "--books", default="1,50,200", help="comma-separated numbers of books (default 1,50,200)"
     )
-    parser.add_argument("--config", default="embedded,redis", help="embedded, redis or both (default both)")
+    parser.add_argument(
+        "--config", default="embedded,redis", help="embedded, redis or both, comma-separated (default both)"
+    )
     parser.add_argument(
         "--arrival",
         default="steady,burst",
         help="steady (N books live at once, pages starting evenly; the middle of three rounds measured),"
-        " burst (N books press make at the same moment) or both (default both)",
+        " burst (N books press make at the same moment) or both, comma-separated (default both)",
     )
     parser.add_argument(
         "--py-spy",
