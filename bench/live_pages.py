@@ -1004,15 +1004,18 @@ def server_env(config: str, var_dir: Path, upstream_url: str) -> dict[str, str]:
 
 
 def prepare_mysql(env: dict[str, str], connections: int) -> None:
-    """Create and migrate the bench database; raise MariaDB's connection limit if asked to."""
+    """Create the bench database afresh and migrate it; raise MariaDB's connection limit if asked to.
+
+    Afresh: every run adds users, sessions, books and usage rows, and a database that grew
+    over a day of runs is one more difference between figures meant to be compared.
+    """
     import MySQLdb
 
     connection = MySQLdb.connect(host=HOST, port=3306, user="root")
     try:
         cursor = connection.cursor()
-        cursor.execute(
-            f"CREATE DATABASE IF NOT EXISTS {MYSQL_DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
+        cursor.execute(f"DROP DATABASE IF EXISTS {MYSQL_DATABASE}")
+        cursor.execute(f"CREATE DATABASE {MYSQL_DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         cursor.execute("SELECT @@max_connections")
         (limit,) = cursor.fetchone()
         if connections > int(limit):
