@@ -6,9 +6,10 @@ section is done, never after the sum of them. A retry runs only the chosen secti
 and takes the others from an earlier result.
 
 Generated text is read by the moderator before anyone sees it: pieces are held back and
-released a sentence at a time once the text so far is checked, and the whole text is
-checked again at the end. Flagged text fails its section ("Let's try another idea"); a
-moderator that stays down fails it too. Unchecked text never reaches ``on_event``.
+released a sentence at a time (or as many sentences as arrived during the last check) once
+the text so far is checked, and the whole text is checked again at the end. Flagged text
+fails its section ("Let's try another idea"); a moderator that stays down fails it too.
+Unchecked text never reaches ``on_event``.
 """
 
 from __future__ import annotations
@@ -248,15 +249,43 @@ async def _collect(section: Section, pieces: AsyncIterator[str], on_event: Event
             collected.append(piece)
             await on_event(section.name, "delta", piece)
         return "".join(collected)
-    text, shown = "", 0
-    async for piece in pieces:
-        text += piece
-        point = release_point(text, shown)
-        if point > shown:
-            # The text so far, not just the new sentence: meaning can hang on what came before.
-            await screen.check(text[:point])
-            await on_event(section.name, "delta", text[shown:point])
-            shown = point
+    # The stream is read in a task of its own while the moderator reads: each check takes
+    # every sentence that has arrived by the time it starts, so a moderator slower than the
+    # sentences costs fewer checks, not a lag that grows sentence after sentence.
+    text, point, shown = "", 0, 0
+    more = asyncio.Event()
+
+    async def read() -> None:
+        nonlocal text, point
+        try:
+            async for piece in pieces:
+                text += piece
+                found = release_point(text, point)
+                if found > point:
+                    point = found
+                    more.set()
+        finally:
+            more.set()
+
+    reader = asyncio.ensure_future(read())
+    try:
+        while True:
+            if point == shown and not reader.done():
+                more.clear()
+                await more.wait()
+                continue
+            if reader.done():
+                break  # the text is whole (or the stream broke): the last check reads the rest
+            release = point
+            # The text so far, not just the new sentences: meaning can hang on what came before.
+            await screen.check(text[:release])
+            await on_event(section.name, "delta", text[shown:release])
+            shown = release
+        await reader  # the stream's own error, if it broke
+    finally:
+        if not reader.done():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
     await screen.check(text)
     if len(text) > shown:
         await on_event(section.name, "delta", text[shown:])

@@ -155,11 +155,14 @@ def test_sections_are_one_table() -> None:
 
 
 class PiecesStory(StoryWriter):
+    """Writes its pieces as a stream does: the reader waits for each one (and others run meanwhile)."""
+
     def __init__(self, *pieces: str) -> None:
         self.pieces = pieces
 
     async def write(self, context: StoryContext) -> AsyncIterator[str]:
         for piece in self.pieces:
+            await asyncio.sleep(0)
             yield piece
 
 
@@ -169,6 +172,7 @@ class PiecesQuestion(QuestionWriter):
 
     async def ask(self, context: StoryContext, page_text: str) -> AsyncIterator[str]:
         for piece in self.pieces:
+            await asyncio.sleep(0)
             yield piece
 
 
@@ -316,3 +320,103 @@ async def test_a_moderator_that_is_down_for_a_moment_is_waited_for() -> None:
     result = await make_page(a_context(), workers, on_event)
     assert result.ok and deltas_of(events, "story") == ["Mina flew a kite."]
     assert moderator.asked == 3 + 1  # the story's check (after two failures) and the question's
+
+
+# -- a moderator slower than the sentences ----------------------------------------------------------
+
+
+class StoryThatFinishes(StoryWriter):
+    """Writes its sentences as a stream does and notes when the last one is written; ``stalls``
+    keeps the stream open after them (until it is stopped), ``breaks`` ends it with an error."""
+
+    def __init__(self, *pieces: str, stalls: bool = False, breaks: bool = False) -> None:
+        self.pieces, self.stalls, self.breaks = pieces, stalls, breaks
+        self.written, self.stopped = asyncio.Event(), False
+
+    async def write(self, context: StoryContext) -> AsyncIterator[str]:
+        try:
+            for piece in self.pieces:
+                await asyncio.sleep(0)
+                yield piece
+            self.written.set()
+            if self.breaks:
+                raise AdapterError("The stream stopped half-way.")
+            if self.stalls:
+                await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            self.stopped = True
+            raise
+
+
+class FirstCheckHeld(WatchedModerator):
+    """Holds its first answer until ``release`` is set (two seconds at most), then reads as usual."""
+
+    def __init__(self, log: list[tuple[str, str]], release: asyncio.Event) -> None:
+        super().__init__(log)
+        self.release = release
+        self.released_in_time: bool | None = None
+
+    async def check(self, text: str, *, language: Language) -> Verdict:
+        if self.released_in_time is None:
+            try:
+                await asyncio.wait_for(self.release.wait(), timeout=2)
+                self.released_in_time = True
+            except TimeoutError:
+                self.released_in_time = False
+        return await super().check(text, language=language)
+
+
+def story_workers(story: StoryWriter, moderator: OfflineModerator) -> PageWorkers:
+    from books.adapters.offline import OfflineIllustrator
+
+    return PageWorkers(story, PiecesQuestion("Why?"), OfflineIllustrator(), moderator=moderator)
+
+
+async def test_sentences_that_arrive_during_a_check_are_read_by_the_next_one_together() -> None:
+    log: list[tuple[str, str]] = []
+    story = StoryThatFinishes("Mina flew a kite. ", "It went up. ", "It came down. ", "The end.")
+    moderator = FirstCheckHeld(log, release=story.written)
+    events, on_event = logging_recorder(log)
+
+    result = await make_page(a_context(), story_workers(story, moderator), on_event)
+
+    # The stream was read on while the first check was out, not one sentence per check.
+    assert moderator.released_in_time is True
+    assert result.ok and result.text == "Mina flew a kite. It went up. It came down. The end."
+    story_checks = [text for what, text in log if what == "checked" and text != "Why?"]
+    assert story_checks == ["Mina flew a kite. ", result.text]
+    assert deltas_of(events, "story") == ["Mina flew a kite. ", "It went up. It came down. The end."]
+
+
+async def test_a_stream_that_breaks_while_a_check_is_out_shows_only_what_was_checked() -> None:
+    log: list[tuple[str, str]] = []
+    story = StoryThatFinishes("Mina flew a kite. ", "It went up. ", "It came", breaks=True)
+    moderator = FirstCheckHeld(log, release=story.written)
+    events, on_event = logging_recorder(log)
+
+    result = await make_page(a_context(), story_workers(story, moderator), on_event)
+
+    assert moderator.released_in_time is True
+    assert result.failures["story"] == "The stream stopped half-way."
+    assert deltas_of(events, "story") == ["Mina flew a kite. "]
+    assert ("story", "unhealthy", "The stream stopped half-way.") in events
+
+
+async def test_stopping_a_page_stops_the_stream_being_read() -> None:
+    log: list[tuple[str, str]] = []
+    story = StoryThatFinishes("Mina flew a kite. ", stalls=True)
+    first_shown = asyncio.Event()
+    events, on_event = logging_recorder(log)
+
+    async def watch(section: str, what: str, payload: Any) -> None:
+        await on_event(section, what, payload)
+        if (section, what) == ("story", "delta"):
+            first_shown.set()
+
+    run = asyncio.create_task(make_page(a_context(), story_workers(story, WatchedModerator(log)), watch))
+    await asyncio.wait_for(first_shown.wait(), timeout=2)
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+
+    assert run.cancelled() and story.stopped
+    assert deltas_of(events, "story") == ["Mina flew a kite. "]

@@ -73,18 +73,20 @@ class LaneModerator(OfflineModerator):
 
 
 class MoodyStoryWriter(StoryWriter):
-    """Its first page goes wrong half-way; asked again, it writes a kind one."""
+    """Its first page goes wrong half-way; asked again, it writes a kind one (piece by piece,
+    as a stream arrives: the pipeline checks what has arrived while it reads on)."""
 
     calls = 0
 
     async def write(self, context: StoryContext) -> AsyncIterator[str]:
         type(self).calls += 1
         if type(self).calls == 1:
-            for piece in ["Mina opened the door. ", "The troll ", "killed the goat. ", "The end."]:
-                yield piece
+            pieces = ["Mina opened the door. ", "The troll ", "killed the goat. ", "The end."]
         else:
-            for piece in ["Mina opened the door. ", "The troll ", "baked a cake. "]:
-                yield piece
+            pieces = ["Mina opened the door. ", "The troll ", "baked a cake. "]
+        for piece in pieces:
+            await asyncio.sleep(0)
+            yield piece
 
 
 @pytest.fixture
