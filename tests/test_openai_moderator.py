@@ -152,3 +152,48 @@ async def _requests_reach(server: FakeOpenAI, count: int) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"the server never had {count} moderation requests")
+
+
+async def test_a_slow_moderator_gets_more_requests_at_once(server: FakeOpenAI) -> None:
+    # With two requests at most, every check of a busy process waited up to a whole slow
+    # round trip for a free one. Once answers are seen to take 0.3 s, five checks asked one
+    # after another each go out at once (about one request every 25 ms would still be allowed).
+    moderator = OpenAIModerator()
+    server.script("moderations", status=429)
+    with pytest.raises(AdapterError):
+        await moderator.check("The fox found a shell.", language=Language.ENGLISH)
+    server.script("moderations", delay=0.3)
+    await moderator.check("The fox found a shell.", language=Language.ENGLISH)
+    server.script("moderations", delay=0.3, times=5)
+
+    checks = []
+    for n in range(5):
+        checks.append(asyncio.create_task(moderator.check(f"Shell {n}.", language=Language.ENGLISH)))
+        await _requests_reach(server, 2 + n + 1)
+
+    assert not any(check.done() for check in checks)  # five requests on their way together
+    assert [v.flagged for v in await asyncio.gather(*checks)] == [False] * 5
+    assert [body["input"] for body in server.requests_to("moderations")[2:]] == [
+        [f"Shell {n}."] for n in range(5)
+    ]
+
+
+async def test_a_refused_request_does_not_count_as_a_slow_answer(server: FakeOpenAI) -> None:
+    # A 429 that comes after a while must not open more requests at once: with two on their
+    # way, a third check waits for one of them, as before any answer was seen.
+    moderator = OpenAIModerator()
+    server.script("moderations", status=429, delay=0.3)
+    with pytest.raises(AdapterError, match="busy"):
+        await moderator.check("The fox found a shell.", language=Language.ENGLISH)
+    server.script("moderations", delay=0.3, times=2)
+
+    checks = []
+    for n in range(2):
+        checks.append(asyncio.create_task(moderator.check(f"Shell {n}.", language=Language.ENGLISH)))
+        await _requests_reach(server, 1 + n + 1)
+    checks.append(asyncio.create_task(moderator.check("Shell 2.", language=Language.ENGLISH)))
+    await asyncio.sleep(0.1)  # a request allowed out goes within milliseconds
+
+    assert len(server.requests_to("moderations")) == 1 + 2 and not any(check.done() for check in checks)
+    await asyncio.gather(*checks)
+    assert server.requests_to("moderations")[-1]["input"] == ["Shell 2."]

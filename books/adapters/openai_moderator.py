@@ -82,30 +82,51 @@ class _Batches:
     took half of a busy server's CPU (bench/README.md). Up to ``in_flight`` requests go out
     at once, each with what is waiting: a quiet process checks each text at once, a busy
     one sends many texts in one request (the endpoint judges each input on its own).
+
+    A moderator slower to answer gets more requests at once: as many as keep about one
+    going out every ``PACE_SECONDS`` (at most ``MOST_IN_FLIGHT``). A request on its way only
+    waits, so this costs no more CPU than the same rate with a quick moderator; with only
+    ``in_flight`` of them, every check waited up to a whole slow round trip for a free one.
     """
 
     MOST_PER_REQUEST = 32
+    PACE_SECONDS = 0.025
+    MOST_IN_FLIGHT = 16
 
     def __init__(self, in_flight: int) -> None:
         self.in_flight = in_flight
+        self.round_trip = 0.0
+        """Seconds a request takes, smoothed over the last few that were answered."""
         self.waiting: list[tuple[str, asyncio.Future[ModerationResult]]] = []
         self.senders: set[asyncio.Task[None]] = set()
+
+    @property
+    def limit(self) -> int:
+        paced = int(self.round_trip / self.PACE_SECONDS)
+        return max(self.in_flight, min(self.MOST_IN_FLIGHT, paced))
 
     async def check(self, text: str) -> ModerationResult:
         answer: asyncio.Future[ModerationResult] = asyncio.get_running_loop().create_future()
         self.waiting.append((text, answer))
-        if len(self.senders) < self.in_flight:
+        if len(self.senders) < self.limit:
             sender = asyncio.create_task(self._send_while_waiting(), name="moderation-batch")
             self.senders.add(sender)  # held here until it ends, so it is not collected mid-run
         return await answer
 
+    def _answered_in(self, seconds: float) -> None:
+        # Only answers count: a refusal (429) or a timeout must not send more requests.
+        self.round_trip = seconds if not self.round_trip else 0.8 * self.round_trip + 0.2 * seconds
+
     async def _send_while_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self.waiting:
                 batch = self.waiting[: self.MOST_PER_REQUEST]
                 del self.waiting[: self.MOST_PER_REQUEST]
+                sent = loop.time()
                 try:
                     results = await _moderate([text for text, _ in batch])
+                    self._answered_in(loop.time() - sent)
                 except AdapterError as error:
                     for _, answer in batch:
                         if not answer.done():
@@ -146,8 +167,9 @@ async def _moderate(texts: list[str]) -> list[ModerationResult]:
 
 
 # The process's lanes of checks, each with its own requests, and how many of them each may have
-# on their way at once. Words a family typed are one check a page (about 16 a second at 50 live
-# books), so with four a check of them rarely waits for a request.
+# on their way at once (more when the moderator is slow: ``_Batches.limit``). Words a family
+# typed are one check a page (about 16 a second at 50 live books), so with four a check of them
+# rarely waits for a request.
 LANES = {"generated": 2, "typed": 4}
 
 _lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Batches]] = (
