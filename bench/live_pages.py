@@ -63,9 +63,9 @@ QUESTION_SECONDS = 0.8
 QUESTION_CHUNKS = 10
 WORDS_SECONDS = 0.6
 WORDS_CHUNKS = 12
-# The moderator's answer time. OpenAI's moderation endpoint takes longer than this over the
-# internet; LW_BENCH_MODERATION_SECONDS=0.3 shows a page with a slower one (read by every
-# process of the bench, the upstream's included).
+# The moderator's answer time. One across the internet answers slower than this;
+# LW_BENCH_MODERATION_SECONDS=0.3 shows a page with a slower one (read by every process of
+# the bench, the upstream's included).
 MODERATION_SECONDS = float(os.environ.get("LW_BENCH_MODERATION_SECONDS", "0.05"))
 # The child's idea is checked before the run starts; story and picture start together; question
 # and new words start when the story is complete and checked whole, and are checked whole too.
