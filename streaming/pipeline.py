@@ -283,9 +283,10 @@ async def _collect(section: Section, pieces: AsyncIterator[str], on_event: Event
             shown = release
         await reader  # the stream's own error, if it broke
     finally:
-        if not reader.done():
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+        # Stopped, refused or broken: the upstream stream is closed, and a reader that failed
+        # while a check was refusing the text has its error taken here, not logged as lost.
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
     await screen.check(text)
     if len(text) > shown:
         await on_event(section.name, "delta", text[shown:])
