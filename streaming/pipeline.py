@@ -269,13 +269,12 @@ async def _collect(section: Section, pieces: AsyncIterator[str], on_event: Event
 
     reader = asyncio.ensure_future(read())
     try:
-        while True:
-            if point == shown and not reader.done():
+        # Once the text is whole (or the stream broke), the last check below reads the rest.
+        while not reader.done():
+            if point == shown:
                 more.clear()
                 await more.wait()
                 continue
-            if reader.done():
-                break  # the text is whole (or the stream broke): the last check reads the rest
             release = point
             # The text so far, not just the new sentences: meaning can hang on what came before.
             await screen.check(text[:release])
