@@ -10,9 +10,10 @@ in one thread, in order, apart from every other request's. With ``CONN_MAX_AGE``
 database connection is then used again too (Django checks its age and health at the start
 and end of each request, ``close_old_connections``).
 
-The pool grows with demand (a request never waits for a thread) and keeps at most
-``IDLE_THREADS_KEPT`` idle threads; a thread beyond that closes its database connections and
-ends. Page runs (``streaming.runs``) borrow from the same pool, a thread for a run's life.
+At most ``LW_WORKER_THREADS`` requests are in threads at once (the rest wait their turn on
+the loop), so a process holds at most that many database connections for its requests, however
+many arrive together. Page runs (``streaming.runs``) hold no thread: each of their sync calls
+borrows one from a second pool (``LW_RUN_THREADS``) for that call alone.
 
 And a request crosses between the event loop and its thread twice, not five times. Django's
 async handler runs the sync middleware in the thread, comes back to the loop for the view's
@@ -27,43 +28,81 @@ Measured in bench/README.md.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
+import functools
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, closing
 from typing import IO, Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.db import connections
+from django.db import close_old_connections, connections
 from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
 
-IDLE_THREADS_KEPT = 32
-
 
 class WorkerThreads:
-    """Idle one-thread executors, lent to one request (or page run) at a time, on the event loop."""
+    """One-thread executors lent to one request (or call) at a time, on the event loop.
 
-    def __init__(self, *, idle_kept: int = IDLE_THREADS_KEPT) -> None:
-        self.idle_kept = idle_kept
+    At most ``limit`` are lent at once; a borrower beyond that waits its turn (first come,
+    first served) on the loop, as a request waits for a free thread in a threaded WSGI
+    server. Each thread keeps at most one connection per database, so the pool's limit is
+    the most connections it holds: a burst of 200 "make this page" requests without one
+    opened 200 and ran MariaDB's default ``max_connections`` (151) out.
+    """
+
+    def __init__(self, *, limit: int | Callable[[], int], name: str = "worker") -> None:
+        self._limit = limit
+        self.name = name
         self.idle: list[ThreadPoolExecutor] = []
         self.started = 0
+        self.busy = 0
+        self.most_busy = 0
+        self.waiting: deque[asyncio.Future[None]] = deque()
 
-    def take(self) -> ThreadPoolExecutor:
+    @property
+    def limit(self) -> int:
+        """Read from the settings on first use (this module is imported before they are set up)."""
+        if callable(self._limit):
+            self._limit = max(1, self._limit())
+        return self._limit
+
+    async def _turn(self) -> None:
+        if self.busy < self.limit and not self.waiting:
+            self.busy += 1
+        else:
+            turn = asyncio.get_running_loop().create_future()
+            self.waiting.append(turn)
+            try:
+                await turn  # resolved by ``_done``, which hands its place over: busy is unchanged
+            except BaseException:
+                if turn.done() and not turn.cancelled():
+                    self._done()  # cancelled just as the place came: the next borrower has it
+                else:
+                    self.waiting.remove(turn)
+                raise
+        self.most_busy = max(self.most_busy, self.busy)
+
+    def _done(self) -> None:
+        while self.waiting:
+            turn = self.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.busy -= 1
+
+    def _take(self) -> ThreadPoolExecutor:
         if self.idle:
             return self.idle.pop()
         self.started += 1
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
 
-    def give_back(self, thread: ThreadPoolExecutor) -> None:
-        if len(self.idle) < self.idle_kept:
-            self.idle.append(thread)
-        else:
-            self.retire(thread)
-
-    def retire(self, thread: ThreadPoolExecutor) -> None:
+    def _retire(self, thread: ThreadPoolExecutor) -> None:
         thread.submit(connections.close_all)  # the connections belong to that thread
         thread.shutdown(wait=False)
 
@@ -73,20 +112,99 @@ class WorkerThreads:
 
         Tasks the block starts must end inside it (asgiref refuses their calls after). A block
         that ends with an exception may have left a call running in the thread (a cancelled
-        ``sync_to_async`` does not stop its function): that thread goes to no one else.
+        ``sync_to_async`` does not stop its function): that thread goes to no one else, and
+        closes its connections once the call is over.
         """
-        thread = self.take()
+        await self._turn()
+        thread = self._take()
         try:
             async with ThreadSensitiveContext(executor=thread):
                 yield thread
         except BaseException:
-            self.retire(thread)
+            self._retire(thread)
             raise
-        self.give_back(thread)
+        else:
+            self.idle.append(thread)
+        finally:
+            self._done()
+
+    async def call[T](self, function: Callable[[], T]) -> T:
+        """``function()`` in a thread borrowed for that call alone, its old connections checked first.
+
+        The thread goes back only once the function has returned, even if the caller has
+        stopped waiting for it.
+        """
+        await self._turn()
+        try:
+            thread = self._take()
+            call = asyncio.get_running_loop().run_in_executor(thread, _with_fresh_connections, function)
+            try:
+                return await call
+            finally:
+                if call.cancelled():
+                    self._retire(thread)  # the function may still be running there: no one else gets it
+                else:
+                    self.idle.append(thread)
+        finally:
+            self._done()
 
 
-# One pool for the process: requests and page runs.
-WORKER_THREADS = WorkerThreads()
+def _with_fresh_connections[T](function: Callable[[], T]) -> T:
+    # What ``request_started`` does for a request: a connection past its age, or broken, is
+    # replaced rather than used.
+    close_old_connections()
+    return function()
+
+
+class BorrowedThreadCalls(Executor):
+    """An executor for asgiref that runs each call in a thread borrowed for that call alone.
+
+    For work that lives long and calls sync code now and then (a page run: a heartbeat every
+    two seconds, the picture kept, the page kept at the end): it holds no thread, and no
+    database connection, while it waits for its upstreams. Calls run one at a time, in the
+    order they were made, as they would in one thread of their own. ``submit`` is called on
+    the event loop (``loop.run_in_executor``), where the borrowing happens.
+    """
+
+    def __init__(self, threads: WorkerThreads) -> None:
+        self.threads = threads
+        self.one_at_a_time = asyncio.Lock()
+        self.calls: set[asyncio.Task[None]] = set()
+
+    def submit[T](self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        outcome: Future[T] = Future()
+        call = functools.partial(fn, *args, **kwargs)
+        task = asyncio.get_running_loop().create_task(self._call(outcome, call))
+        self.calls.add(task)  # held so the task is not collected mid-call
+        task.add_done_callback(self.calls.discard)
+        return outcome
+
+    async def _call[T](self, outcome: Future[T], function: Callable[[], T]) -> None:
+        async with self.one_at_a_time:
+            if not outcome.set_running_or_notify_cancel():
+                return  # the caller stopped waiting before its turn came
+            try:
+                result = await self.threads.call(function)
+            except BaseException as error:
+                outcome.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                outcome.set_result(result)
+
+
+def _worker_threads() -> int:
+    return int(settings.LITTLEWRITER["WORKER_THREADS"])
+
+
+def _run_threads() -> int:
+    return int(settings.LITTLEWRITER["RUN_THREADS"])
+
+
+# Requests and sockets' renders borrow from one pool; page runs' calls from another, so a
+# request that waits for a run (a stop) can never hold the thread the run needs to end.
+WORKER_THREADS = WorkerThreads(limit=_worker_threads)
+RUN_THREADS = WorkerThreads(limit=_run_threads, name="run")
 
 
 class PooledThreadsASGIHandler(ASGIHandler):

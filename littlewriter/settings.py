@@ -232,6 +232,10 @@ LITTLEWRITER: dict[str, Any] = {
     # Per user: generation requests a minute, and new pages a day (0 switches either off).
     "GENERATION_RATE_PER_MINUTE": env_int("LW_GENERATION_RATE", 10),
     "DAILY_PAGE_QUOTA": env_int("LW_DAILY_PAGE_QUOTA", 60),
+    # Per server process: requests in threads at once, and page runs' sync calls at once; each
+    # thread keeps up to one database connection (``littlewriter.request_threads``).
+    "WORKER_THREADS": env_int("LW_WORKER_THREADS", 32),
+    "RUN_THREADS": env_int("LW_RUN_THREADS", 16),
     "OPENAI_BASE_URL": env_str("OPENAI_BASE_URL", ""),
     "OPENAI_TEXT_MODEL": env_str("LW_TEXT_MODEL", "gpt-4o-mini"),
     "OPENAI_IMAGE_MODEL": env_str("LW_IMAGE_MODEL", "gpt-image-1"),

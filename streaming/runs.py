@@ -15,12 +15,11 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.cache import cache
-from django.db import connections
 
 from books.drafts import LOCK_SECONDS, GenerationLock
-from littlewriter.request_threads import WORKER_THREADS
+from littlewriter.request_threads import RUN_THREADS, BorrowedThreadCalls
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +47,18 @@ def launch[T](draft_id: str, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 
 
 async def _in_its_own_thread[T](work: Coroutine[Any, Any, T]) -> T:
-    """``work`` with its synchronous calls (cache, database) in one thread of its own.
+    """``work`` with its synchronous calls (cache, database, storage) one at a time, in order.
 
     The run outlives the request that started it, and it inherited that request's context:
     left alone, its ``sync_to_async`` calls would go to the request's thread once the
-    request is over, which asgiref refuses (or to a new thread per call site). A thread of
-    the run's own keeps its calls in order, one at a time, as a request's are. It is borrowed
-    from the process's worker threads. The database connection that thread kept from its
-    last request is closed first: a run lives for seconds (much longer under load) and
-    touches the database only as it ends, and a connection held all that time counts
-    against the database's ``max_connections`` (200 live books ran MariaDB out of 600).
-    The run does not wait for that close: its first requests upstream need no thread, and
-    its first synchronous call queues behind the close in the thread anyway. Under load a
-    trip to a thread is 10–30 ms, all of it before the page's slowest section could start.
+    request is over, which asgiref refuses (or to a new thread per call site). Here each of
+    its calls borrows a thread of the run pool for that call alone: a run waits seconds for
+    its upstreams (much longer under load) between a few short calls (a heartbeat every
+    two seconds, the picture kept, the page kept), and a thread held all that time with its
+    database connection counted against MariaDB's ``max_connections`` for every live book.
     """
-    async with WORKER_THREADS.lent() as thread:
-        # Submitted to the thread before anything of the work, so it runs first there.
-        closing = asyncio.get_running_loop().run_in_executor(thread, connections.close_all)
-        try:
-            return await work
-        finally:
-            await closing  # the thread goes back with nothing of this run left in it
+    async with ThreadSensitiveContext(executor=BorrowedThreadCalls(RUN_THREADS)):
+        return await work
 
 
 def _forget(draft_id: str, task: asyncio.Task[Any]) -> None:

@@ -1,22 +1,27 @@
-"""Requests and page runs borrow a worker thread from a pool: one at a time per thread, used again after."""
+"""Requests borrow a thread from a bounded pool, page runs one per call; one at a time per thread."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import threading
+import time
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from channels.testing import HttpCommunicator
 from django.contrib.auth import get_user_model
 from django.db import connection
 
 from books import drafts, pictures, services
 from littlewriter import asgi
-from littlewriter.request_threads import WORKER_THREADS, PooledThreadsASGIHandler, WorkerThreads
-from streaming import runs
+from littlewriter.request_threads import (
+    RUN_THREADS,
+    BorrowedThreadCalls,
+    PooledThreadsASGIHandler,
+    WorkerThreads,
+)
 from tests.people import make_parent, start_book_with_child
 from tests.test_two_processes import signed_in
 
@@ -54,7 +59,7 @@ def test_what_the_app_loaded_at_start_is_left_out_of_full_collections() -> None:
 
 
 async def test_requests_one_after_another_use_one_thread() -> None:
-    threads = WorkerThreads()
+    threads = WorkerThreads(limit=4)
     handler = RecordingHandler(threads)
     for _ in range(3):
         await handler(HTTP_SCOPE, None, None)
@@ -65,7 +70,7 @@ async def test_requests_one_after_another_use_one_thread() -> None:
 
 
 async def test_requests_at_the_same_time_never_share_a_thread() -> None:
-    threads = WorkerThreads()
+    threads = WorkerThreads(limit=4)
     handler = RecordingHandler(threads, meet=threading.Barrier(2))
     await asyncio.gather(handler(HTTP_SCOPE, None, None), handler(HTTP_SCOPE, None, None))
     assert threads.started == 2
@@ -76,22 +81,79 @@ async def test_requests_at_the_same_time_never_share_a_thread() -> None:
     assert threads.started == 2  # the next request borrows one of them
 
 
-async def test_only_so_many_idle_threads_are_kept() -> None:
-    threads = WorkerThreads(idle_kept=1)
-    handler = RecordingHandler(threads, meet=threading.Barrier(2))
-    await asyncio.gather(handler(HTTP_SCOPE, None, None), handler(HTTP_SCOPE, None, None))
-    assert len(threads.idle) == 1
-    survivor = threads.idle[0]
-    ended = [ident for ident in set(handler.seen) if ident != _ident_of(survivor)]
-    assert len(ended) == 1
-    for thread in threading.enumerate():
-        if thread.ident == ended[0]:
-            thread.join(timeout=5)
-            assert not thread.is_alive()
+class CountingHandler(PooledThreadsASGIHandler):
+    """Notes how many requests are in their threads at once."""
+
+    def __init__(self, threads: WorkerThreads) -> None:
+        super().__init__(threads)
+        self.inside = 0
+        self.most_inside = 0
+        self.guard = threading.Lock()
+        self.finished = 0
+
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        await sync_to_async(self._work)()
+
+    def _work(self) -> None:
+        with self.guard:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        time.sleep(0.02)
+        with self.guard:
+            self.inside -= 1
+            self.finished += 1
+
+
+async def test_no_more_requests_than_the_limit_are_in_threads_at_once() -> None:
+    threads = WorkerThreads(limit=2)
+    handler = CountingHandler(threads)
+    await asyncio.gather(*(handler(HTTP_SCOPE, None, None) for _ in range(6)))
+    assert handler.finished == 6  # the others waited their turn, none was refused
+    assert handler.most_inside <= 2
+    assert threads.most_busy == 2
+    assert threads.started == 2  # two threads served all six
+    assert threads.busy == 0 and not threads.waiting
+
+
+async def test_borrowers_beyond_the_limit_take_turns_in_the_order_they_came() -> None:
+    threads = WorkerThreads(limit=1)
+    order: list[int] = []
+
+    async def borrow(number: int) -> None:
+        async with threads.lent():
+            order.append(number)
+            await asyncio.sleep(0)
+
+    async with threads.lent():
+        waiters = [asyncio.create_task(borrow(n)) for n in range(4)]
+        await asyncio.sleep(0.01)
+        assert order == []  # all waiting while the one thread is lent
+        assert len(threads.waiting) == 4
+    await asyncio.gather(*waiters)
+    assert order == [0, 1, 2, 3]
+
+
+async def test_a_borrower_that_stops_waiting_loses_no_place() -> None:
+    threads = WorkerThreads(limit=1)
+    async with threads.lent():
+        gave_up = asyncio.create_task(_borrow_briefly(threads))
+        await asyncio.sleep(0.01)
+        gave_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gave_up
+        assert not threads.waiting
+    assert threads.busy == 0
+    await asyncio.wait_for(_borrow_briefly(threads), timeout=5)  # the place is free again
+    assert threads.busy == 0
+
+
+async def _borrow_briefly(threads: WorkerThreads) -> None:
+    async with threads.lent():
+        await sync_to_async(lambda: None)()
 
 
 async def test_a_failed_request_does_not_give_its_thread_to_another() -> None:
-    threads = WorkerThreads()
+    threads = WorkerThreads(limit=4)
     with pytest.raises(RuntimeError, match="the view broke"):
         await FailingHandler(threads)(HTTP_SCOPE, None, None)
     assert threads.idle == []
@@ -102,7 +164,7 @@ async def test_a_failed_request_does_not_give_its_thread_to_another() -> None:
 
 async def test_only_http_is_handled() -> None:
     with pytest.raises(ValueError, match="websocket"):
-        await PooledThreadsASGIHandler(WorkerThreads())({"type": "websocket"}, None, None)
+        await PooledThreadsASGIHandler(WorkerThreads(limit=4))({"type": "websocket"}, None, None)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -207,58 +269,104 @@ def _signed_in_cookie() -> bytes:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_page_runs_borrow_a_worker_thread_and_give_it_back() -> None:
+async def test_page_runs_hold_no_thread_once_they_have_ended() -> None:
     parent: Any = await sync_to_async(make_parent)("run-thread-parent")
     draft = await sync_to_async(start_book_with_child)(
         parent, characters=[("Mina", "a cat")], page_count=3, language="en"
     )
-    started = WORKER_THREADS.started
     for number in (1, 2):
         await services.make_next_page(
             user_id=parent.pk, draft_id=draft.draft_id, page_number=number, child_input="a kite flies away"
         )
-        assert WORKER_THREADS.idle  # the run's thread is back, for a request or the next run
-    # The second run (and this test's own calls) used the thread the first one gave back.
-    assert WORKER_THREADS.started - started <= 1
+        assert RUN_THREADS.busy == 0
+        assert RUN_THREADS.idle  # back for the next run's calls
+    assert RUN_THREADS.started <= RUN_THREADS.limit
     kept = await sync_to_async(drafts.current)(parent.pk)
     assert kept is not None and len(kept.pages) == 2
 
 
+async def test_a_runs_calls_go_one_at_a_time_and_hold_no_thread_in_between() -> None:
+    threads = WorkerThreads(limit=4)
+    seen: list[tuple[str, int]] = []
+    inside = threading.Lock()
+    between: list[int] = []
+
+    def call(name: str) -> None:
+        assert inside.acquire(blocking=False), "two calls of one run at the same time"
+        try:
+            seen.append((name, threading.get_ident()))
+            time.sleep(0.02)
+        finally:
+            inside.release()
+
+    async def work() -> None:
+        # Two sections of one run calling at the same moment: one after the other.
+        await asyncio.gather(sync_to_async(call)("picture"), sync_to_async(call)("flag"))
+        await asyncio.sleep(0)
+        between.append(threads.busy)  # waiting for an upstream: no thread held
+        await sync_to_async(call)("page")
+
+    async with ThreadSensitiveContext(executor=BorrowedThreadCalls(threads)):
+        await work()
+    assert [name for name, _ in seen] == ["picture", "flag", "page"]
+    assert threading.get_ident() not in {ident for _, ident in seen}
+    assert between == [0]
+    assert threads.started == 1  # one after the other: the same idle thread each time
+    assert threads.busy == 0
+
+
+async def test_a_run_that_stops_waiting_leaves_its_call_to_finish_before_the_thread_goes_back() -> None:
+    threads = WorkerThreads(limit=1)
+    release = threading.Event()
+    finished: list[str] = []
+
+    def slow() -> None:
+        release.wait(timeout=5)
+        finished.append("slow")
+
+    async with ThreadSensitiveContext(executor=BorrowedThreadCalls(threads)):
+        stopped = asyncio.create_task(sync_to_async(slow)())
+        await asyncio.sleep(0.05)
+        stopped.cancel()  # a stopped run: its call is already running in a thread
+        with pytest.raises(asyncio.CancelledError):
+            await stopped
+        assert threads.busy == 1  # still that call's
+        release.set()
+        await sync_to_async(lambda: finished.append("next"))()
+    assert finished == ["slow", "next"]
+    assert threads.busy == 0
+
+
 @pytest.mark.django_db(transaction=True)
-async def test_a_run_works_without_the_connection_its_thread_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The borrowed thread's connections are closed before the run's first call there."""
-    threads = WorkerThreads()
-    monkeypatch.setattr(runs, "WORKER_THREADS", threads)
-    async with threads.lent() as thread:
-        await sync_to_async(_open_a_connection)()
-    assert threads.idle == [thread]  # given back holding its connection, and lent next
-    calls: list[tuple[str, int]] = []
-    close_all = runs.connections.close_all
-
-    def closing_all() -> None:
-        calls.append(("close", threading.get_ident()))
-        close_all()
-
-    monkeypatch.setattr(runs.connections, "close_all", closing_all)
-
-    async def work() -> Any:
-        return await sync_to_async(_first_call_of_the_run)(calls)
-
-    held = await runs.launch("connection-test", work())
-    assert calls == [("close", _ident_of(thread)), ("work", _ident_of(thread))]
-    if not getattr(connection, "is_in_memory_db", lambda: False)():  # Django never closes those
-        assert held is None
-    assert threads.idle == [thread]  # back in the pool once the run ended
+async def test_a_runs_call_replaces_a_connection_that_broke_while_idle() -> None:
+    """A run pool thread's connection, dropped by the server while idle, is not handed to the next call."""
+    if connection.vendor == "sqlite":
+        pytest.skip("Django checks the health of MySQL/MariaDB connections; SQLite's is always usable")
+    threads = WorkerThreads(limit=1)
+    calls = BorrowedThreadCalls(threads)
+    async with ThreadSensitiveContext(executor=calls):
+        first = await sync_to_async(_open_a_connection)()
+        killed = first.thread_id()
+        # From another thread's connection, as a server restart or its wait_timeout would.
+        await asyncio.to_thread(_kill_the_connection, killed)
+        second = await sync_to_async(_open_a_connection)()
+    assert threads.started == 1  # the same thread, a new connection
+    assert first is not second
+    assert second.thread_id() != killed
 
 
-def _open_a_connection() -> None:
+def _open_a_connection() -> Any:
     get_user_model().objects.exists()
     assert connection.connection is not None
-
-
-def _first_call_of_the_run(calls: list[tuple[str, int]]) -> Any:
-    calls.append(("work", threading.get_ident()))
     return connection.connection
+
+
+def _kill_the_connection(server_thread_id: int) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("KILL %s", [server_thread_id])
+    finally:
+        connection.close()
 
 
 @pytest.mark.django_db(transaction=True)
