@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -46,6 +47,15 @@ from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
 
 
+class _Turns:
+    """Who has a thread of the pool on one event loop, and who waits for one."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self.most_busy = 0
+        self.waiting: deque[asyncio.Future[None]] = deque()
+
+
 class WorkerThreads:
     """One-thread executors lent to one request (or call) at a time, on the event loop.
 
@@ -54,6 +64,9 @@ class WorkerThreads:
     server. Each thread keeps at most one connection per database, so the pool's limit is
     the most connections it holds: a burst of 200 "make this page" requests without one
     opened 200 and ran MariaDB's default ``max_connections`` (151) out.
+
+    Turns are counted per event loop (a server process has one; tests start many), so a
+    loop that closed with a thread lent takes its count with it.
     """
 
     def __init__(self, *, limit: int | Callable[[], int], name: str = "worker") -> None:
@@ -61,9 +74,9 @@ class WorkerThreads:
         self.name = name
         self.idle: list[ThreadPoolExecutor] = []
         self.started = 0
-        self.busy = 0
-        self.most_busy = 0
-        self.waiting: deque[asyncio.Future[None]] = deque()
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def limit(self) -> int:
@@ -72,29 +85,44 @@ class WorkerThreads:
             self._limit = max(1, self._limit())
         return self._limit
 
-    async def _turn(self) -> None:
-        if self.busy < self.limit and not self.waiting:
-            self.busy += 1
-        else:
-            turn = asyncio.get_running_loop().create_future()
-            self.waiting.append(turn)
-            try:
-                await turn  # resolved by ``_done``, which hands its place over: busy is unchanged
-            except BaseException:
-                if turn.done() and not turn.cancelled():
-                    self._done()  # cancelled just as the place came: the next borrower has it
-                else:
-                    self.waiting.remove(turn)
-                raise
-        self.most_busy = max(self.most_busy, self.busy)
+    @property
+    def turns(self) -> _Turns:
+        """The running loop's turns."""
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = _Turns()
+        return turns
 
-    def _done(self) -> None:
-        while self.waiting:
-            turn = self.waiting.popleft()
+    def _turn_now(self, turns: _Turns) -> bool:
+        """Takes a place if one is free and no one is waiting for it."""
+        if turns.busy < self.limit and not turns.waiting:
+            turns.busy += 1
+            turns.most_busy = max(turns.most_busy, turns.busy)
+            return True
+        return False
+
+    async def _turn(self, turns: _Turns) -> None:
+        if self._turn_now(turns):
+            return
+        turn = asyncio.get_running_loop().create_future()
+        turns.waiting.append(turn)
+        try:
+            await turn  # resolved by ``_done``, which hands its place over: busy is unchanged
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self._done(turns)  # cancelled just as the place came: the next borrower has it
+            else:
+                turns.waiting.remove(turn)
+            raise
+
+    def _done(self, turns: _Turns) -> None:
+        while turns.waiting:
+            turn = turns.waiting.popleft()
             if not turn.done():
                 turn.set_result(None)
                 return
-        self.busy -= 1
+        turns.busy -= 1
 
     def _take(self) -> ThreadPoolExecutor:
         if self.idle:
@@ -115,7 +143,8 @@ class WorkerThreads:
         ``sync_to_async`` does not stop its function): that thread goes to no one else, and
         closes its connections once the call is over.
         """
-        await self._turn()
+        turns = self.turns
+        await self._turn(turns)
         thread = self._take()
         try:
             async with ThreadSensitiveContext(executor=thread):
@@ -126,34 +155,47 @@ class WorkerThreads:
         else:
             self.idle.append(thread)
         finally:
-            self._done()
+            self._done(turns)
 
-    async def call[T](self, function: Callable[[], T]) -> T:
-        """``function()`` in a thread borrowed for that call alone, its old connections checked first.
+    def lend_for[T](self, function: Callable[[], T], outcome: Future[T], then: Callable[[], None]) -> None:
+        """On the loop: ``function()`` in a thread borrowed for that call alone, once one is free.
 
-        The thread goes back only once the function has returned, even if the caller has
-        stopped waiting for it.
+        Its result (or error) goes into ``outcome`` once the thread is back in the pool, and
+        ``then()`` is called on the loop right after. The thread's old or broken database
+        connections are replaced first, as ``request_started`` does for a request.
         """
-        await self._turn()
-        try:
+        loop = asyncio.get_running_loop()
+        turns = self.turns
+
+        def start(_: object = None) -> None:
             thread = self._take()
-            call = asyncio.get_running_loop().run_in_executor(thread, _with_fresh_connections, function)
-            try:
-                return await call
-            finally:
-                if call.cancelled():
-                    self._retire(thread)  # the function may still be running there: no one else gets it
-                else:
-                    self.idle.append(thread)
-        finally:
-            self._done()
 
+            def run() -> None:
+                try:
+                    close_old_connections()
+                    result: tuple[bool, Any] = (True, function())
+                except BaseException as error:
+                    result = (False, error)
+                loop.call_soon_threadsafe(finished, thread, result)
 
-def _with_fresh_connections[T](function: Callable[[], T]) -> T:
-    # What ``request_started`` does for a request: a connection past its age, or broken, is
-    # replaced rather than used.
-    close_old_connections()
-    return function()
+            thread.submit(run)
+
+        def finished(thread: ThreadPoolExecutor, result: tuple[bool, Any]) -> None:
+            self.idle.append(thread)
+            self._done(turns)
+            succeeded, value = result
+            if succeeded:
+                outcome.set_result(value)
+            else:
+                outcome.set_exception(value)
+            then()
+
+        if self._turn_now(turns):
+            start()
+        else:
+            turn = loop.create_future()
+            turn.add_done_callback(start)  # when ``_done`` hands a place over
+            turns.waiting.append(turn)
 
 
 class BorrowedThreadCalls(Executor):
@@ -168,29 +210,24 @@ class BorrowedThreadCalls(Executor):
 
     def __init__(self, threads: WorkerThreads) -> None:
         self.threads = threads
-        self.one_at_a_time = asyncio.Lock()
-        self.calls: set[asyncio.Task[None]] = set()
+        self.queued: deque[tuple[Future[Any], Callable[[], Any]]] = deque()
+        self.calling = False
 
     def submit[T](self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         outcome: Future[T] = Future()
-        call = functools.partial(fn, *args, **kwargs)
-        task = asyncio.get_running_loop().create_task(self._call(outcome, call))
-        self.calls.add(task)  # held so the task is not collected mid-call
-        task.add_done_callback(self.calls.discard)
+        self.queued.append((outcome, functools.partial(fn, *args, **kwargs)))
+        if not self.calling:
+            self._next()
         return outcome
 
-    async def _call[T](self, outcome: Future[T], function: Callable[[], T]) -> None:
-        async with self.one_at_a_time:
-            if not outcome.set_running_or_notify_cancel():
-                return  # the caller stopped waiting before its turn came
-            try:
-                result = await self.threads.call(function)
-            except BaseException as error:
-                outcome.set_exception(error)
-                if not isinstance(error, Exception):
-                    raise
-            else:
-                outcome.set_result(result)
+    def _next(self) -> None:
+        while self.queued:
+            outcome, call = self.queued.popleft()
+            if outcome.set_running_or_notify_cancel():  # else its caller stopped waiting
+                self.calling = True
+                self.threads.lend_for(call, outcome, then=self._next)
+                return
+        self.calling = False
 
 
 def _worker_threads() -> int:

@@ -110,9 +110,9 @@ async def test_no_more_requests_than_the_limit_are_in_threads_at_once() -> None:
     await asyncio.gather(*(handler(HTTP_SCOPE, None, None) for _ in range(6)))
     assert handler.finished == 6  # the others waited their turn, none was refused
     assert handler.most_inside <= 2
-    assert threads.most_busy == 2
+    assert threads.turns.most_busy == 2
     assert threads.started == 2  # two threads served all six
-    assert threads.busy == 0 and not threads.waiting
+    assert threads.turns.busy == 0 and not threads.turns.waiting
 
 
 async def test_borrowers_beyond_the_limit_take_turns_in_the_order_they_came() -> None:
@@ -128,7 +128,7 @@ async def test_borrowers_beyond_the_limit_take_turns_in_the_order_they_came() ->
         waiters = [asyncio.create_task(borrow(n)) for n in range(4)]
         await asyncio.sleep(0.01)
         assert order == []  # all waiting while the one thread is lent
-        assert len(threads.waiting) == 4
+        assert len(threads.turns.waiting) == 4
     await asyncio.gather(*waiters)
     assert order == [0, 1, 2, 3]
 
@@ -141,10 +141,10 @@ async def test_a_borrower_that_stops_waiting_loses_no_place() -> None:
         gave_up.cancel()
         with pytest.raises(asyncio.CancelledError):
             await gave_up
-        assert not threads.waiting
-    assert threads.busy == 0
+        assert not threads.turns.waiting
+    assert threads.turns.busy == 0
     await asyncio.wait_for(_borrow_briefly(threads), timeout=5)  # the place is free again
-    assert threads.busy == 0
+    assert threads.turns.busy == 0
 
 
 async def _borrow_briefly(threads: WorkerThreads) -> None:
@@ -278,7 +278,7 @@ async def test_page_runs_hold_no_thread_once_they_have_ended() -> None:
         await services.make_next_page(
             user_id=parent.pk, draft_id=draft.draft_id, page_number=number, child_input="a kite flies away"
         )
-        assert RUN_THREADS.busy == 0
+        assert RUN_THREADS.turns.busy == 0
         assert RUN_THREADS.idle  # back for the next run's calls
     assert RUN_THREADS.started <= RUN_THREADS.limit
     kept = await sync_to_async(drafts.current)(parent.pk)
@@ -303,7 +303,7 @@ async def test_a_runs_calls_go_one_at_a_time_and_hold_no_thread_in_between() -> 
         # Two sections of one run calling at the same moment: one after the other.
         await asyncio.gather(sync_to_async(call)("picture"), sync_to_async(call)("flag"))
         await asyncio.sleep(0)
-        between.append(threads.busy)  # waiting for an upstream: no thread held
+        between.append(threads.turns.busy)  # waiting for an upstream: no thread held
         await sync_to_async(call)("page")
 
     async with ThreadSensitiveContext(executor=BorrowedThreadCalls(threads)):
@@ -312,7 +312,7 @@ async def test_a_runs_calls_go_one_at_a_time_and_hold_no_thread_in_between() -> 
     assert threading.get_ident() not in {ident for _, ident in seen}
     assert between == [0]
     assert threads.started == 1  # one after the other: the same idle thread each time
-    assert threads.busy == 0
+    assert threads.turns.busy == 0
 
 
 async def test_a_run_that_stops_waiting_leaves_its_call_to_finish_before_the_thread_goes_back() -> None:
@@ -330,11 +330,11 @@ async def test_a_run_that_stops_waiting_leaves_its_call_to_finish_before_the_thr
         stopped.cancel()  # a stopped run: its call is already running in a thread
         with pytest.raises(asyncio.CancelledError):
             await stopped
-        assert threads.busy == 1  # still that call's
+        assert threads.turns.busy == 1  # still that call's
         release.set()
         await sync_to_async(lambda: finished.append("next"))()
     assert finished == ["slow", "next"]
-    assert threads.busy == 0
+    assert threads.turns.busy == 0
 
 
 @pytest.mark.django_db(transaction=True)
