@@ -1032,6 +1032,26 @@ def prepare_mysql(env: dict[str, str], connections: int) -> None:
     run_quietly([PYTHON, "manage.py", "migrate", "--noinput"], env, 600, "migrate (MariaDB)")
 
 
+def mysql_connections_peak(reset: bool = False) -> int:
+    """MariaDB's ``Max_used_connections``: the most connections at once since ``reset``.
+
+    Server-wide, so it counts every client of the machine's MariaDB (the bench's own one
+    included); the bench runs nothing else against it while a server is up.
+    """
+    import MySQLdb
+
+    connection = MySQLdb.connect(host=HOST, port=3306, user="root")
+    try:
+        cursor = connection.cursor()
+        if reset:
+            cursor.execute("FLUSH STATUS")  # the peak starts again from the connections open now
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Max_used_connections'")
+        (_name, value) = cursor.fetchone()
+        return int(value)
+    finally:
+        connection.close()
+
+
 def forget_redis_keys() -> int:
     import redis
 
@@ -1314,6 +1334,8 @@ def run_once(
     users = json.loads(
         run_quietly([PYTHON, SELF, "_seed", "--count", str(len(offsets) + 1)], env, 600, "seed")
     )
+    if config == "redis":
+        mysql_connections_peak(reset=True)
 
     port = free_port()
     base_url = f"http://{HOST}:{port}"
@@ -1333,6 +1355,7 @@ def run_once(
     sampler = CpuSampler({"server": server.pid, "upstream": upstream_pid})
     backlog = RedisBacklog(server.pid)
     rss = 0.0
+    database_peak = 0
     try:
         wait_answering(base_url + "/", server, 60)
         sampler.start()
@@ -1376,6 +1399,8 @@ def run_once(
             )
         time.sleep(0.3 if not profile else 3.0)  # the upstream's log line, the profile report
         rss = peak_rss_mb(server.pid)
+        if config == "redis":
+            database_peak = mysql_connections_peak()
     finally:
         sampler.stop()
         if backlog.is_alive():
@@ -1393,6 +1418,7 @@ def run_once(
         server_log_path.read_text(errors="replace"),
     )
     figures["redis_unread_kb"] = backlog.peak_bytes / 1024
+    figures["database_connections_peak"] = database_peak
     figures["run_dir"] = str(run_dir)
     if profile:
         figures["profile"] = str(run_dir / "profile.txt")
@@ -1421,6 +1447,7 @@ COLUMNS = [
     ("peak %", "server_cpu_peak_pct", "{:.0f}"),
     ("ms/page", "server_cpu_ms_per_page", "{:.1f}"),
     ("rss MB", "peak_rss_mb", "{:.0f}"),
+    ("db conns", "database_connections_peak", "{:d}"),
     ("lost/dup of", "", ""),
     ("resync", "resyncs", "{:d}"),
     ("errors", "errors", "{:d}"),
@@ -1441,6 +1468,8 @@ def format_row(row: dict[str, Any]) -> list[str]:
             cells.append(f"{row['lost_or_duplicated']}/{row['books_checked']}")
         elif name.startswith("cold"):
             cells.append(f"{row['cold_post_ms']:.0f}/{row['cold_completion_ms']:.0f}")
+        elif key == "database_connections_peak" and not row.get(key):
+            cells.append("-")  # SQLite: no connections to count
         else:
             cells.append(pattern.format(row[key]))
     return cells
