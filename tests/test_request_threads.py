@@ -6,6 +6,7 @@ import asyncio
 import gc
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -278,18 +279,25 @@ async def test_page_runs_hold_no_thread_once_they_have_ended() -> None:
         await services.make_next_page(
             user_id=parent.pk, draft_id=draft.draft_id, page_number=number, child_input="a kite flies away"
         )
-        assert RUN_THREADS.turns.busy == 0
+        # The run's last call answered from its thread; the thread is back on the loop's next turns.
+        await _until(lambda: RUN_THREADS.turns.busy == 0)
         assert RUN_THREADS.idle  # back for the next run's calls
     assert RUN_THREADS.started <= RUN_THREADS.limit
     kept = await sync_to_async(drafts.current)(parent.pk)
     assert kept is not None and len(kept.pages) == 2
 
 
+async def _until(condition: Callable[[], bool], seconds: float = 5) -> None:
+    """Wait until ``condition()`` holds (the pool signals nothing to wait on), failing after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - polled: the pool has no event to wait on
+            await asyncio.sleep(0.001)
+
+
 async def test_a_runs_calls_go_one_at_a_time_and_hold_no_thread_in_between() -> None:
     threads = WorkerThreads(limit=4)
     seen: list[tuple[str, int]] = []
     inside = threading.Lock()
-    between: list[int] = []
 
     def call(name: str) -> None:
         assert inside.acquire(blocking=False), "two calls of one run at the same time"
@@ -302,17 +310,16 @@ async def test_a_runs_calls_go_one_at_a_time_and_hold_no_thread_in_between() -> 
     async def work() -> None:
         # Two sections of one run calling at the same moment: one after the other.
         await asyncio.gather(sync_to_async(call)("picture"), sync_to_async(call)("flag"))
-        await asyncio.sleep(0)
-        between.append(threads.turns.busy)  # waiting for an upstream: no thread held
+        # Waiting for an upstream now: the run holds no thread (it would hold one for good).
+        await _until(lambda: threads.turns.busy == 0)
         await sync_to_async(call)("page")
 
     async with ThreadSensitiveContext(executor=BorrowedThreadCalls(threads)):
         await work()
     assert [name for name, _ in seen] == ["picture", "flag", "page"]
     assert threading.get_ident() not in {ident for _, ident in seen}
-    assert between == [0]
     assert threads.started == 1  # one after the other: the same idle thread each time
-    assert threads.turns.busy == 0
+    await _until(lambda: threads.turns.busy == 0)
 
 
 async def test_a_run_that_stops_waiting_leaves_its_call_to_finish_before_the_thread_goes_back() -> None:
@@ -334,7 +341,7 @@ async def test_a_run_that_stops_waiting_leaves_its_call_to_finish_before_the_thr
         release.set()
         await sync_to_async(lambda: finished.append("next"))()
     assert finished == ["slow", "next"]
-    assert threads.turns.busy == 0
+    await _until(lambda: threads.turns.busy == 0)  # the thread goes back right after answering
 
 
 @pytest.mark.django_db(transaction=True)
