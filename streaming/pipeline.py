@@ -196,7 +196,11 @@ async def _fill(
 
 
 class _Screen:
-    """The moderator's reading of one section's text, with retries and flags recorded."""
+    """The moderator's reading of one section's text, with retries and flags recorded.
+
+    Asking and judging are apart: a check can be sent while another is on its way, and
+    their verdicts are still taken in order, so a flag is recorded once and in order.
+    """
 
     def __init__(self, section: str, workers: PageWorkers, language: Language) -> None:
         self.section, self.workers, self.language = section, workers, language
@@ -206,18 +210,27 @@ class _Screen:
     def active(self) -> bool:
         return self.workers.moderator is not None
 
-    async def check(self, text: str) -> None:
-        """Return if ``text`` may be shown; raise ``SectionFailed`` if not, or if no one can say."""
+    def ask(self, text: str) -> asyncio.Future[Verdict | None]:
+        """Send ``text`` to the moderator now; ``judge`` takes the answer (None: nothing to read)."""
         moderator = self.workers.moderator
         if moderator is None or text == self.checked:
-            return
+            done: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return asyncio.ensure_future(self._read(moderator, text))
+
+    async def _read(self, moderator: Moderator, text: str) -> Verdict:
+        return await moderator.check_patiently(
+            text,
+            language=self.language,
+            attempts=self.workers.moderation_attempts,
+            backoff=self.workers.moderation_backoff,
+        )
+
+    async def judge(self, text: str, asked: Awaitable[Verdict | None]) -> None:
+        """Return if ``text`` may be shown; raise ``SectionFailed`` if not, or if no one can say."""
         try:
-            verdict = await moderator.check_patiently(
-                text,
-                language=self.language,
-                attempts=self.workers.moderation_attempts,
-                backoff=self.workers.moderation_backoff,
-            )
+            verdict = await asked
         except AdapterError as error:
             raise SectionFailed(
                 self.section,
@@ -225,10 +238,19 @@ class _Screen:
                     "The safety check is not answering, so this part is not shown. Try again in a moment."
                 ),
             ) from error
+        if verdict is None:
+            return
         if verdict.flagged:
             await self.workers.keep_flag(self.section, text, verdict)
             raise SectionFailed(self.section, gettext("Let's try another idea"))
         self.checked = text
+
+    async def check(self, text: str) -> None:
+        """``ask`` and ``judge`` in one, the moderator's call awaited right here."""
+        moderator = self.workers.moderator
+        if moderator is None or text == self.checked:
+            return
+        await self.judge(text, self._read(moderator, text))
 
 
 def release_point(text: str, shown: int) -> int:
@@ -255,8 +277,11 @@ async def _collect(section: Section, pieces: AsyncIterator[str], on_event: Event
     text, point, shown = "", 0, 0
     more = asyncio.Event()
 
+    checking = -1  # how far the check on its way reads (-1: none is)
+    whole: asyncio.Future[Verdict | None] | None = None
+
     async def read() -> None:
-        nonlocal text, point
+        nonlocal text, point, whole
         try:
             async for piece in pieces:
                 text += piece
@@ -264,6 +289,10 @@ async def _collect(section: Section, pieces: AsyncIterator[str], on_event: Event
                 if found > point:
                     point = found
                     more.set()
+            if 0 <= checking < len(text):
+                # The stream ended while a check of part of it is out: the whole text's check
+                # goes now, beside it, not after it (a slow moderator's reading less to wait).
+                whole = screen.ask(text)
         finally:
             more.set()
 
@@ -275,18 +304,22 @@ async def _collect(section: Section, pieces: AsyncIterator[str], on_event: Event
                 more.clear()
                 await more.wait()
                 continue
-            release = point
+            checking = release = point
             # The text so far, not just the new sentences: meaning can hang on what came before.
             await screen.check(text[:release])
+            checking = -1
             await on_event(section.name, "delta", text[shown:release])
             shown = release
         await reader  # the stream's own error, if it broke
+        await (screen.check(text) if whole is None else screen.judge(text, whole))
     finally:
-        # Stopped, refused or broken: the upstream stream is closed, and a reader that failed
-        # while a check was refusing the text has its error taken here, not logged as lost.
+        # Stopped, refused or broken: the upstream stream is closed, the whole text's check
+        # withdrawn if it is out, and a reader that failed while a check was refusing the
+        # text has its error taken here, not logged as lost.
         reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
-    await screen.check(text)
+        if whole is not None:
+            whole.cancel()
+        await asyncio.gather(reader, *([whole] if whole is not None else []), return_exceptions=True)
     if len(text) > shown:
         await on_event(section.name, "delta", text[shown:])
     return text

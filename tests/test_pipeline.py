@@ -181,10 +181,10 @@ class WatchedModerator(OfflineModerator):
 
     def __init__(self, log: list[tuple[str, str]], failures: int = 0) -> None:
         self.log, self.failures = log, failures
-        self.asked = 0
+        self.asked: list[str] = []
 
     async def check(self, text: str, *, language: Language) -> Verdict:
-        self.asked += 1
+        self.asked.append(text)
         if self.failures:
             self.failures -= 1
             raise AdapterError("The safety check could not be reached.")
@@ -307,7 +307,10 @@ async def test_a_moderator_that_stays_down_fails_the_section_and_shows_nothing()
 
     assert "safety check is not answering" in result.failures["story"]
     assert deltas_of(events, "story") == []
-    assert moderator.asked == 3  # tried a few times before giving up
+    # The first sentence's check tried three times before giving up (the whole text's, sent
+    # beside it when the stream ended, was withdrawn then, after as many tries as it had had).
+    assert moderator.asked.count("Mina flew a kite. ") == 3
+    assert set(moderator.asked) <= {"Mina flew a kite. ", "Mina flew a kite. The end."}
     assert result.text == "" and flags == []
 
 
@@ -319,7 +322,7 @@ async def test_a_moderator_that_is_down_for_a_moment_is_waited_for() -> None:
     events, on_event = logging_recorder(log)
     result = await make_page(a_context(), workers, on_event)
     assert result.ok and deltas_of(events, "story") == ["Mina flew a kite."]
-    assert moderator.asked == 3 + 1  # the story's check (after two failures) and the question's
+    assert len(moderator.asked) == 3 + 1  # the story's check (after two failures) and the question's
 
 
 # -- a moderator slower than the sentences ----------------------------------------------------------
@@ -386,6 +389,68 @@ async def test_sentences_that_arrive_during_a_check_are_read_by_the_next_one_tog
     story_checks = [text for what, text in log if what == "checked" and text != "Why?"]
     assert story_checks == ["Mina flew a kite. ", result.text]
     assert deltas_of(events, "story") == ["Mina flew a kite. ", "It went up. It came down. The end."]
+
+
+class FirstHeldUntilAnotherIsAsked(WatchedModerator):
+    """Holds its first answer until a second text is asked (two seconds at most)."""
+
+    def __init__(self, log: list[tuple[str, str]]) -> None:
+        super().__init__(log)
+        self.another = asyncio.Event()
+        self.released_in_time: bool | None = None
+        self.sent: list[str] = []  # in the order they were asked (``asked``: as they were answered)
+
+    async def check(self, text: str, *, language: Language) -> Verdict:
+        self.sent.append(text)
+        if len(self.sent) == 1:
+            try:
+                await asyncio.wait_for(self.another.wait(), timeout=2)
+                self.released_in_time = True
+            except TimeoutError:
+                self.released_in_time = False
+        else:
+            self.another.set()
+        return await super().check(text, language=language)
+
+
+async def test_the_whole_texts_check_goes_beside_a_check_still_out_when_the_stream_ends() -> None:
+    log: list[tuple[str, str]] = []
+    story = StoryThatFinishes("Mina flew a kite. ", "It went up. ", "The end.")
+    moderator = FirstHeldUntilAnotherIsAsked(log)
+    events, on_event = logging_recorder(log)
+
+    result = await make_page(a_context(), story_workers(story, moderator), on_event)
+
+    # Asked while the first was out: had it waited for the first answer, that would have
+    # waited two seconds for it.
+    assert moderator.released_in_time is True
+    assert result.ok and result.text == "Mina flew a kite. It went up. The end."
+    story_checks = [text for text in moderator.sent if text != "Why?"]
+    assert story_checks == ["Mina flew a kite. ", result.text]
+    # Shown in order all the same: the first sentence once its check passed, then the rest.
+    assert deltas_of(events, "story") == ["Mina flew a kite. ", "It went up. The end."]
+
+
+async def test_a_flag_on_the_check_still_out_withdraws_the_whole_texts_check_beside_it() -> None:
+    log: list[tuple[str, str]] = []
+    story = StoryThatFinishes("Then the troll killed the goat. ", "It went up. ", "The end.")
+    moderator = FirstHeldUntilAnotherIsAsked(log)
+    flags: list[tuple[str, str, Verdict]] = []
+
+    async def keep_flag(section: str, text: str, verdict: Verdict) -> None:
+        flags.append((section, text, verdict))
+
+    workers = story_workers(story, moderator)
+    workers.keep_flag = keep_flag
+    events, on_event = logging_recorder(log)
+
+    result = await make_page(a_context(), workers, on_event)
+
+    assert moderator.released_in_time is True  # the whole text's check had been sent
+    assert result.failures["story"] == "Let's try another idea"
+    assert deltas_of(events, "story") == []
+    # One flag, on what was read first; the whole text's verdict was never taken.
+    assert [(section, text) for section, text, _ in flags] == [("story", "Then the troll killed the goat. ")]
 
 
 async def test_a_stream_that_breaks_while_a_check_is_out_shows_only_what_was_checked() -> None:
