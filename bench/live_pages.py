@@ -1032,6 +1032,19 @@ def prepare_mysql(env: dict[str, str], connections: int) -> None:
     run_quietly([PYTHON, "manage.py", "migrate", "--noinput"], env, 600, "migrate (MariaDB)")
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listener's accept queue was full.
+
+    Machine-wide (``TcpExtListenOverflows``): during a run the listeners are Daphne and the
+    upstream, and the clients connect only to Daphne in numbers.
+    """
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True)).get("ListenOverflows", 0))
+    return 0
+
+
 def mysql_connections_peak(reset: bool = False) -> int:
     """MariaDB's ``Max_used_connections``: the most connections at once since ``reset``.
 
@@ -1318,6 +1331,7 @@ def run_once(
     profile: bool = False,
     arrival: str = "steady",
     py_spy: str = "",
+    accept_queue: int = 1024,
 ) -> dict[str, Any]:
     run = f"{config[0]}{books}{arrival[0]}x{secrets.token_hex(3)}"
     offsets, measured = arrival_plan(arrival, books)
@@ -1341,7 +1355,9 @@ def run_once(
     base_url = f"http://{HOST}:{port}"
     server_log_path = run_dir / "daphne.log"
     with server_log_path.open("wb") as server_log:
-        daphne = ["-b", HOST, "-p", str(port), "littlewriter.asgi:application"]
+        # As scripts/serve starts it: the accept queue set through a Twisted endpoint string.
+        endpoint = f"tcp:port={port}:interface={HOST}:backlog={accept_queue}"
+        daphne = ["-e", endpoint, "littlewriter.asgi:application"]
         command = [str(BIN / "daphne"), *daphne]
         if profile:
             command = [PYTHON, SELF, "_daphne", str(run_dir / "profile.txt"), "--", *daphne]
@@ -1356,6 +1372,7 @@ def run_once(
     backlog = RedisBacklog(server.pid)
     rss = 0.0
     database_peak = 0
+    overflows = 0
     try:
         wait_answering(base_url + "/", server, 60)
         sampler.start()
@@ -1374,6 +1391,7 @@ def run_once(
             "offsets": offsets,
             "measured": measured,
         }
+        overflows_before = listen_overflows()
         spec_path, out_path = run_dir / "spec.json", run_dir / "clients.json"
         spec_path.write_text(json.dumps(spec))
         clients_log = (run_dir / "clients.log").open("wb")
@@ -1397,6 +1415,7 @@ def run_once(
                 f"the clients failed ({client_process.returncode}); see {run_dir / 'clients.log'}:\n"
                 + (run_dir / "clients.log").read_text(errors="replace")[-3000:]
             )
+        overflows = listen_overflows() - overflows_before
         time.sleep(0.3 if not profile else 3.0)  # the upstream's log line, the profile report
         rss = peak_rss_mb(server.pid)
         if config == "redis":
@@ -1419,6 +1438,7 @@ def run_once(
     )
     figures["redis_unread_kb"] = backlog.peak_bytes / 1024
     figures["database_connections_peak"] = database_peak
+    figures["listen_overflows"] = overflows
     figures["run_dir"] = str(run_dir)
     if profile:
         figures["profile"] = str(run_dir / "profile.txt")
@@ -1448,6 +1468,7 @@ COLUMNS = [
     ("ms/page", "server_cpu_ms_per_page", "{:.1f}"),
     ("rss MB", "peak_rss_mb", "{:.0f}"),
     ("db conns", "database_connections_peak", "{:d}"),
+    ("listen ovf", "listen_overflows", "{:d}"),
     ("lost/dup of", "", ""),
     ("resync", "resyncs", "{:d}"),
     ("errors", "errors", "{:d}"),
@@ -1562,6 +1583,12 @@ def orchestrate(argv: Sequence[str]) -> None:
         " concurrent request or socket handshake holds one connection",
     )
     parser.add_argument(
+        "--backlog",
+        type=int,
+        default=1024,
+        help="Daphne's accept queue (scripts/serve's LW_LISTEN_BACKLOG; Twisted's own default is 50)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample Daphne's stacks during the make phase (a little slower; implies --keep)",
@@ -1617,6 +1644,7 @@ def orchestrate(argv: Sequence[str]) -> None:
                             args.profile,
                             arrival,
                             args.py_spy,
+                            args.backlog,
                         )
                     except (RuntimeError, OSError, subprocess.SubprocessError) as failure:
                         print(f"   this configuration fell over before figures: {failure}", flush=True)
