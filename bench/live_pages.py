@@ -463,8 +463,16 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
     from websockets.exceptions import ConnectionClosed, InvalidStatus
     from websockets.typing import Origin
 
-    base: str = spec["base_url"]
-    ws_base = base.replace("http://", "ws://")
+    # With several server processes, a family's requests go to one and its socket to the
+    # next, as a load balancer may send them: every frame then crosses processes through Redis.
+    bases: list[str] = spec["base_urls"]
+
+    def server_of(book: ClientBook) -> int:
+        return -1 - book.index if book.index < 0 else book.index % len(bases)  # warm-ups: -1, -2, ...
+
+    def socket_base(book: ClientBook) -> str:
+        return bases[(server_of(book) + 1) % len(bases)]
+
     books = [
         ClientBook(
             index=i,
@@ -496,7 +504,7 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
     async def set_up(book: ClientBook) -> None:
         async with gate:
             client = https[book.index] = httpx2.AsyncClient(
-                base_url=base, timeout=60.0, trust_env=False, follow_redirects=False
+                base_url=bases[server_of(book)], timeout=60.0, trust_env=False, follow_redirects=False
             )
             try:
                 response = await client.get("/accounts/login/")
@@ -534,8 +542,8 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
                 book.draft_id = found.group(1)
                 cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
                 sockets[book.index] = await connect(
-                    f"{ws_base}/ws/drafts/{book.draft_id}/",
-                    origin=Origin(base),
+                    f"{socket_base(book).replace('http://', 'ws://')}/ws/drafts/{book.draft_id}/",
+                    origin=Origin(socket_base(book)),
                     additional_headers={"Cookie": cookie},
                     open_timeout=30,
                     ping_interval=None,
@@ -594,24 +602,29 @@ async def clients_run(spec: dict[str, Any]) -> dict[str, Any]:
         except Exception as error:
             book.errors.append(f"make page: {type(error).__name__}: {error}")
 
-    # One page first, not measured: the first page after a start imports the OpenAI SDK and
-    # warms every pool; its figures are reported apart as the cold start.
-    warm_name, warm_child = spec["warmup_user"]
-    warm = ClientBook(index=-1, username=warm_name, child=warm_child, token=f"lwb-{spec['run']}w-0")
-    await set_up(warm)
-    if warm.index in sockets:
-        warm_listener = asyncio.create_task(listen(warm))
-        await asyncio.sleep(SETTLE_SECONDS)
-        await make(warm)
-        done, _ = await asyncio.wait({warm_listener}, timeout=float(spec["deadline"]))
-        if not done:
-            warm.errors.append("the warm-up page did not complete")
-            warm_listener.cancel()
+    # One page first in each server process, not measured: the first page after a start
+    # imports the OpenAI SDK and warms every pool; the first one's figures are reported
+    # apart as the cold start.
+    warm_ups = [
+        ClientBook(index=-1 - k, username=name, child=child, token=f"lwb-{spec['run']}w-{k}")
+        for k, (name, child) in enumerate(spec["warmup_users"])
+    ]
+    for warm in warm_ups:
+        await set_up(warm)
+        if warm.index in sockets:
+            warm_listener = asyncio.create_task(listen(warm))
+            await asyncio.sleep(SETTLE_SECONDS)
+            await make(warm)
+            done, _ = await asyncio.wait({warm_listener}, timeout=float(spec["deadline"]))
+            if not done:
+                warm.errors.append("the warm-up page did not complete")
+                warm_listener.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sockets.pop(warm.index).close(), 5)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(sockets.pop(warm.index).close(), 5)
-    with contextlib.suppress(Exception):
-        await https.pop(warm.index).aclose()
-    warm.messages = []
+            await https.pop(warm.index).aclose()
+        warm.messages = []
+    warm = warm_ups[0]
 
     started = now()
     await asyncio.gather(*(set_up(book) for book in books))
@@ -851,22 +864,23 @@ def peak_rss_mb(pid: int) -> float:
 class CpuSampler(threading.Thread):
     """CPU seconds of some processes, every 100 ms, with the wall-clock time of each sample."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int | list[int]]) -> None:
         super().__init__(daemon=True, name="cpu-sampler")
-        self.pids = dict(pids)
+        # A name may stand for several processes (the servers): their CPU is summed.
+        self.pids = {name: pid if isinstance(pid, list) else [pid] for name, pid in pids.items()}
         self.samples: dict[str, list[tuple[float, float]]] = {name: [] for name in [*pids, "machine"]}
         self.stopping = threading.Event()
 
     def add(self, name: str, pid: int) -> None:
         self.samples.setdefault(name, [])
-        self.pids[name] = pid
+        self.pids[name] = [pid]
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            for name, pid in list(self.pids.items()):
-                seconds = cpu_seconds(pid)
-                if seconds is not None:
-                    self.samples[name].append((now(), seconds))
+            for name, pids in list(self.pids.items()):
+                readings = [cpu_seconds(pid) for pid in pids]
+                if all(seconds is not None for seconds in readings):
+                    self.samples[name].append((now(), sum(s for s in readings if s is not None)))
             self.samples["machine"].append((now(), machine_busy_seconds()))
             self.stopping.wait(0.1)
 
@@ -897,20 +911,21 @@ class RedisBacklog(threading.Thread):
     frames waiting for the process's one subscription reader.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pids: list[int]) -> None:
         super().__init__(daemon=True, name="redis-backlog")
-        self.pid = pid
+        self.pids = pids
         self.stopping = threading.Event()
         self.peak_bytes = 0
 
     def inodes(self) -> set[str]:
         found = set()
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{self.pid}/fd"):
-                with contextlib.suppress(OSError):
-                    target = os.readlink(f"/proc/{self.pid}/fd/{fd}")
-                    if target.startswith("socket:["):
-                        found.add(target[8:-1])
+        for pid in self.pids:
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                        if target.startswith("socket:["):
+                            found.add(target[8:-1])
         return found
 
     def run(self) -> None:
@@ -1332,6 +1347,7 @@ def run_once(
     arrival: str = "steady",
     py_spy: str = "",
     accept_queue: int = 1024,
+    processes: int = 1,
 ) -> dict[str, Any]:
     run = f"{config[0]}{books}{arrival[0]}x{secrets.token_hex(3)}"
     offsets, measured = arrival_plan(arrival, books)
@@ -1346,42 +1362,43 @@ def run_once(
     else:
         forget_redis_keys()
     users = json.loads(
-        run_quietly([PYTHON, SELF, "_seed", "--count", str(len(offsets) + 1)], env, 600, "seed")
+        run_quietly([PYTHON, SELF, "_seed", "--count", str(len(offsets) + processes)], env, 600, "seed")
     )
     if config == "redis":
         mysql_connections_peak(reset=True)
 
-    port = free_port()
-    base_url = f"http://{HOST}:{port}"
-    server_log_path = run_dir / "daphne.log"
-    with server_log_path.open("wb") as server_log:
-        # As scripts/serve starts it: the accept queue set through a Twisted endpoint string.
-        endpoint = f"tcp:port={port}:interface={HOST}:backlog={accept_queue}"
-        daphne = ["-e", endpoint, "littlewriter.asgi:application"]
-        command = [str(BIN / "daphne"), *daphne]
-        if profile:
-            command = [PYTHON, SELF, "_daphne", str(run_dir / "profile.txt"), "--", *daphne]
-        server = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=server_log,
-            stderr=subprocess.STDOUT,
-        )
-    sampler = CpuSampler({"server": server.pid, "upstream": upstream_pid})
-    backlog = RedisBacklog(server.pid)
+    servers: list[subprocess.Popen[bytes]] = []
+    base_urls: list[str] = []
+    server_logs = [run_dir / ("daphne.log" if k == 0 else f"daphne-{k}.log") for k in range(processes)]
+    for server_log_path in server_logs:
+        port = free_port()
+        base_urls.append(f"http://{HOST}:{port}")
+        with server_log_path.open("wb") as server_log:
+            # As scripts/serve starts it: the accept queue set through a Twisted endpoint string.
+            endpoint = f"tcp:port={port}:interface={HOST}:backlog={accept_queue}"
+            daphne = ["-e", endpoint, "littlewriter.asgi:application"]
+            command = [str(BIN / "daphne"), *daphne]
+            if profile:
+                command = [PYTHON, SELF, "_daphne", str(run_dir / "profile.txt"), "--", *daphne]
+            servers.append(
+                subprocess.Popen(command, cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
+            )
+    server = servers[0]
+    sampler = CpuSampler({"server": [s.pid for s in servers], "upstream": upstream_pid})
+    backlog = RedisBacklog([s.pid for s in servers])
     rss = 0.0
     database_peak = 0
     overflows = 0
     try:
-        wait_answering(base_url + "/", server, 60)
+        for base_url, each in zip(base_urls, servers, strict=True):
+            wait_answering(base_url + "/", each, 60)
         sampler.start()
         if config == "redis":
             backlog.start()
         spec = {
-            "base_url": base_url,
-            "users": users[1:],
-            "warmup_user": users[0],
+            "base_urls": base_urls,
+            "users": users[processes:],
+            "warmup_users": users[:processes],
             "run": run,
             "deadline": COMPLETION_DEADLINE + max(offsets),
             "profile_pid": server.pid if profile else 0,
@@ -1417,14 +1434,15 @@ def run_once(
             )
         overflows = listen_overflows() - overflows_before
         time.sleep(0.3 if not profile else 3.0)  # the upstream's log line, the profile report
-        rss = peak_rss_mb(server.pid)
+        rss = max(peak_rss_mb(each.pid) for each in servers)
         if config == "redis":
             database_peak = mysql_connections_peak()
     finally:
         sampler.stop()
         if backlog.is_alive():
             backlog.stop()
-        stop_process(server)
+        for each in servers:
+            stop_process(each)
     clients = json.loads(out_path.read_text())
     figures = analyse(
         config,
@@ -1434,11 +1452,12 @@ def run_once(
         read_upstream_log(upstream_log, run),
         sampler,
         rss,
-        server_log_path.read_text(errors="replace"),
+        "".join(path.read_text(errors="replace") for path in server_logs),
     )
     figures["redis_unread_kb"] = backlog.peak_bytes / 1024
     figures["database_connections_peak"] = database_peak
     figures["listen_overflows"] = overflows
+    figures["processes"] = processes
     figures["run_dir"] = str(run_dir)
     if profile:
         figures["profile"] = str(run_dir / "profile.txt")
@@ -1500,7 +1519,7 @@ def print_table(config: str, rows: list[dict[str, Any]]) -> None:
     headers = [name for name, _, _ in COLUMNS]
     body = [format_row(row) for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
-    steady = config.endswith("steady")
+    steady = "steady" in config
     print(
         f"\n{config}  (slowest chain {1000 * SLOWEST_CHAIN:.0f} ms;"
         " completion is minus the chain, first delta minus the upstream's first chunk"
@@ -1583,6 +1602,13 @@ def orchestrate(argv: Sequence[str]) -> None:
         " concurrent request or socket handshake holds one connection",
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes (redis only); each family's requests go to one and its socket to the"
+        " next, so every frame crosses processes",
+    )
+    parser.add_argument(
         "--backlog",
         type=int,
         default=1024,
@@ -1594,6 +1620,10 @@ def orchestrate(argv: Sequence[str]) -> None:
         help="sample Daphne's stacks during the make phase (a little slower; implies --keep)",
     )
     args = parser.parse_args(argv)
+    if args.processes < 1:
+        parser.error("--processes must be 1 or more")
+    if args.processes > 1 and (args.profile or args.py_spy):
+        parser.error("--profile and --py-spy sample one server process: use them with --processes 1")
     counts = [1, 10] if args.quick else [int(n) for n in args.books.split(",") if n.strip()]
     configs = [c.strip() for c in args.config.split(",") if c.strip()]
     for config in configs:
@@ -1632,7 +1662,9 @@ def orchestrate(argv: Sequence[str]) -> None:
                 for books in counts:
                     if books == 1 and arrival != arrivals[0]:
                         continue  # one book arrives the same way either way
-                    print(f"-- {config}, {arrival}, {books} books ...", flush=True)
+                    several = config == "redis" and args.processes > 1
+                    across = f", {args.processes} server processes" if several else ""
+                    print(f"-- {config}, {arrival}, {books} books{across} ...", flush=True)
                     try:
                         row = run_once(
                             config,
@@ -1645,11 +1677,13 @@ def orchestrate(argv: Sequence[str]) -> None:
                             arrival,
                             args.py_spy,
                             args.backlog,
+                            args.processes if config == "redis" else 1,
                         )
                     except (RuntimeError, OSError, subprocess.SubprocessError) as failure:
                         print(f"   this configuration fell over before figures: {failure}", flush=True)
                         continue
-                    results.setdefault(f"{config} {arrival}", []).append(row)
+                    key = f"{config} {arrival}" + (f" x{args.processes}" if across else "")
+                    results.setdefault(key, []).append(row)
                     print(
                         "   "
                         + "  ".join(f"{h}={c}" for (h, _, _), c in zip(COLUMNS, format_row(row), strict=True))
