@@ -54,8 +54,9 @@ async def _in_its_own_thread[T](work: Coroutine[Any, Any, T]) -> T:
     request is over, which asgiref refuses (or to a new thread per call site). Here each of
     its calls borrows a thread of the run pool for that call alone: a run waits seconds for
     its upstreams (much longer under load) between a few short calls (a heartbeat every
-    two seconds, the picture kept, the page kept), and a thread held all that time with its
-    database connection counted against MariaDB's ``max_connections`` for every live book.
+    two seconds, the picture kept, the page kept). A thread held for the run's life was a
+    thread per live book, each opening a database connection as its page was kept: 200
+    books at once ran MariaDB's default ``max_connections`` (151) out.
     """
     async with ThreadSensitiveContext(executor=BorrowedThreadCalls(RUN_THREADS)):
         return await work
