@@ -217,8 +217,10 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         with SERVER_LOG.open("w") as log:
+            # Started as scripts/serve starts it: a Twisted endpoint string with its accept queue.
+            endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=1024"
             daphne = subprocess.Popen(
-                [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "littlewriter.asgi:application"],
+                [str(BIN / "daphne"), "-e", endpoint, "littlewriter.asgi:application"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
