@@ -210,10 +210,15 @@ class _Screen:
     def active(self) -> bool:
         return self.workers.moderator is not None
 
+    def _reader_for(self, text: str) -> Moderator | None:
+        """The moderator, if ``text`` still needs its reading."""
+        moderator = self.workers.moderator
+        return None if moderator is None or text == self.checked else moderator
+
     def ask(self, text: str) -> asyncio.Future[Verdict | None]:
         """Send ``text`` to the moderator now; ``judge`` takes the answer (None: nothing to read)."""
-        moderator = self.workers.moderator
-        if moderator is None or text == self.checked:
+        moderator = self._reader_for(text)
+        if moderator is None:
             done: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
@@ -247,8 +252,8 @@ class _Screen:
 
     async def check(self, text: str) -> None:
         """``ask`` and ``judge`` in one, the moderator's call awaited right here."""
-        moderator = self.workers.moderator
-        if moderator is None or text == self.checked:
+        moderator = self._reader_for(text)
+        if moderator is None:
             return
         await self.judge(text, self._read(moderator, text))
 
