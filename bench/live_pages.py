@@ -247,8 +247,18 @@ class Upstream:
         texts = body.get("input", "")
         count = len(texts) if isinstance(texts, list) else 1
         payload = {"id": "modr-bench", "model": body.get("model", "bench"), "results": [result] * count}
+        # Timed before the answer is written: no text it clears can reach a socket sooner.
+        answered = now()
         _write_response(writer, 200, json.dumps(payload).encode())
         await writer.drain()
+        self.record(
+            {
+                "book": "",
+                "section": "moderation",
+                "answered": answered,
+                "texts": texts if isinstance(texts, list) else [texts],
+            }
+        )
 
     async def picture(self, writer: asyncio.StreamWriter, body: dict[str, Any], received: float) -> None:
         match = BOOK_TOKEN.search(str(body.get("prompt", "")))
@@ -1113,6 +1123,8 @@ class BookFigures:
     texts_checked: int = 0
     piece_delays: list[float] = field(default_factory=list)
     sentence_delays: list[float] = field(default_factory=list)
+    first_after_check: float | None = None
+    shown_unchecked: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -1159,6 +1171,33 @@ def piece_delays(
     return delays, after_sentence
 
 
+def after_checks(
+    story_lengths: list[tuple[float, int]], checks: list[tuple[float, int]]
+) -> tuple[float | None, int]:
+    """When the first story text reached the socket minus when the moderator answered the check
+    that cleared it (the server's own share of the first delta), and how many messages showed
+    story text no answer had cleared by then (any at all is a safety fault).
+
+    ``checks``: (when the moderator answered, how many of the story's first characters it read),
+    in the order answered.
+    """
+    first: float | None = None
+    unchecked = 0
+    cleared, index = 0, 0
+    for arrived, length in story_lengths:
+        if not length:
+            continue
+        while index < len(checks) and checks[index][0] <= arrived:
+            cleared = max(cleared, checks[index][1])
+            index += 1
+        if first is None:
+            answers = [answered for answered, read in checks if read >= length]
+            first = arrived - min(answers) if answers else None
+        if length > cleared:
+            unchecked += 1
+    return first, unchecked
+
+
 def describe_mismatch(seen: str, sent: str) -> str:
     if len(seen) > len(sent):
         return f"duplicated ({len(seen) - len(sent)} characters too many)"
@@ -1173,6 +1212,7 @@ def analyse(
     books_wanted: int,
     clients: dict[str, Any],
     upstream: dict[tuple[str, str], dict[str, Any]],
+    story_checks: dict[str, list[tuple[float, int]]],
     sampler: CpuSampler,
     rss_mb: float,
     server_log: str,
@@ -1213,6 +1253,10 @@ def analyse(
             figure.first_delta_lag = first_story - story["first"]
         if story:
             figure.piece_delays, figure.sentence_delays = piece_delays(story_lengths, story)
+        if story_checks:
+            figure.first_after_check, figure.shown_unchecked = after_checks(
+                story_lengths, story_checks.get(book["token"], [])
+            )
         if book["end_state"] != "complete":
             continue  # a run that stopped or failed never read all the upstream sent: not a loss
         for name in TEXT_SECTIONS:
@@ -1246,6 +1290,7 @@ def analyse(
     pieces = [delay for f in figures for delay in f.piece_delays]
     after_sentences = [delay for f in figures for delay in f.sentence_delays]
     first_sentences = [f.sentence_delays[0] for f in figures if f.sentence_delays]
+    after_check = [f.first_after_check for f in figures if f.first_after_check is not None]
     books_upstream = [v for (token, _), v in upstream.items()]
     late = [v.get("first_late", v.get("late", 0.0)) for v in books_upstream if v["section"] == "story"]
     pictures_late = [v["late"] for v in books_upstream if v["section"] == "picture"]
@@ -1278,6 +1323,10 @@ def analyse(
         "first_delta_max_ms": 1000 * max(lags, default=float("nan")),
         "first_sentence_p50_ms": 1000 * percentile(first_sentences, 0.5),
         "first_sentence_p99_ms": 1000 * percentile(first_sentences, 0.99),
+        "first_after_check_p50_ms": 1000 * percentile(after_check, 0.5),
+        "first_after_check_p99_ms": 1000 * percentile(after_check, 0.99),
+        "first_after_check_max_ms": 1000 * max(after_check, default=float("nan")),
+        "shown_unchecked": sum(f.shown_unchecked for f in every) if story_checks else None,
         "sentence_p50_ms": 1000 * percentile(after_sentences, 0.5),
         "sentence_p99_ms": 1000 * percentile(after_sentences, 0.99),
         "piece_p50_ms": 1000 * percentile(pieces, 0.5),
@@ -1319,6 +1368,26 @@ def read_upstream_log(path: Path, run: str) -> dict[tuple[str, str], dict[str, A
             if entry["book"].startswith(prefix):
                 found[(entry["book"], entry["section"])] = entry
     return found
+
+
+def read_story_checks(path: Path, stories: dict[str, str]) -> dict[str, list[tuple[float, int]]]:
+    """Each book's moderator answers that read a beginning of its story (a check reads the text so
+    far): when answered and how many characters, in the order answered. Empty with no moderator."""
+    key = 12  # a first sentence is six words or more
+    by_start: dict[str, list[str]] = {}
+    for token, text in stories.items():
+        by_start.setdefault(text[:key], []).append(token)
+    found: dict[str, list[tuple[float, int]]] = {}
+    with contextlib.suppress(FileNotFoundError), path.open(encoding="utf-8") as log:
+        for line in log:
+            if '"moderation"' not in line:
+                continue
+            entry = json.loads(line)
+            for text in entry["texts"]:
+                for token in by_start.get(str(text)[:key], ()):
+                    if stories[token].startswith(text):
+                        found.setdefault(token, []).append((entry["answered"], len(text)))
+    return {token: sorted(checks) for token, checks in found.items()}
 
 
 def arrival_plan(arrival: str, books: int) -> tuple[list[float], list[bool]]:
@@ -1444,12 +1513,15 @@ def run_once(
         for each in servers:
             stop_process(each)
     clients = json.loads(out_path.read_text())
+    sent = read_upstream_log(upstream_log, run)
+    stories = {token: entry["text"] for (token, section), entry in sent.items() if section == "story"}
     figures = analyse(
         config,
         arrival,
         books,
         clients,
-        read_upstream_log(upstream_log, run),
+        sent,
+        read_story_checks(upstream_log, stories),
         sampler,
         rss,
         "".join(path.read_text(errors="replace") for path in server_logs),
@@ -1475,6 +1547,9 @@ COLUMNS = [
     ("p99 ms", "first_delta_p99_ms", "{:.1f}"),
     ("1st-sent p50", "first_sentence_p50_ms", "{:.1f}"),
     ("p99 ms", "first_sentence_p99_ms", "{:.1f}"),
+    ("after-check p50", "first_after_check_p50_ms", "{:.1f}"),
+    ("p99 ms", "first_after_check_p99_ms", "{:.1f}"),
+    ("unchecked", "shown_unchecked", "{:d}"),
     ("sent p50", "sentence_p50_ms", "{:.0f}"),
     ("p99 ms", "sentence_p99_ms", "{:.0f}"),
     ("piece p50", "piece_p50_ms", "{:.0f}"),
@@ -1510,6 +1585,8 @@ def format_row(row: dict[str, Any]) -> list[str]:
             cells.append(f"{row['cold_post_ms']:.0f}/{row['cold_completion_ms']:.0f}")
         elif key == "database_connections_peak" and not row.get(key):
             cells.append("-")  # SQLite: no connections to count
+        elif row.get(key, 0) is None:
+            cells.append("-")  # e.g. no moderator asked: no checks to time
         else:
             cells.append(pattern.format(row[key]))
     return cells
@@ -1522,7 +1599,8 @@ def print_table(config: str, rows: list[dict[str, Any]]) -> None:
     steady = "steady" in config
     print(
         f"\n{config}  (slowest chain {1000 * SLOWEST_CHAIN:.0f} ms;"
-        " completion is minus the chain, first delta minus the upstream's first chunk"
+        " completion is minus the chain, first delta minus the upstream's first chunk,"
+        " after-check minus the moderator's answer that cleared it"
         + ("; books = live at once, the middle of three rounds measured)" if steady else ")")
     )
     print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
