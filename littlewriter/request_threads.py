@@ -13,7 +13,9 @@ and end of each request, ``close_old_connections``).
 At most ``LW_WORKER_THREADS`` requests are in threads at once (the rest wait their turn on
 the loop), so a process holds at most that many database connections for its requests, however
 many arrive together. Page runs (``streaming.runs``) hold no thread: each of their sync calls
-borrows one from a second pool (``LW_RUN_THREADS``) for that call alone.
+borrows one from a second pool (``LW_RUN_THREADS``) for that call alone. An async view that
+waits on the loop for something slow (the moderator reading the child's words) gives its place
+to the next request meanwhile, its thread's connection closed (``WorkerThreads.aside_while``).
 
 And a request crosses between the event loop and its thread twice, not five times. Django's
 async handler runs the sync middleware in the thread, comes back to the loop for the view's
@@ -29,10 +31,11 @@ Measured in bench/README.md.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, closing
 from typing import IO, Any
@@ -54,6 +57,22 @@ class _Turns:
         self.busy = 0
         self.most_busy = 0
         self.waiting: deque[asyncio.Future[None]] = deque()
+        # Borrowers that would give their place up as soon as someone waits for one.
+        self.yielding: deque[asyncio.Future[None]] = deque()
+
+
+class _Place:
+    """A borrower's place in a pool's turns: held from its turn until its block ends, or given
+    up meanwhile while it waits on the loop (``WorkerThreads.aside_while``)."""
+
+    def __init__(self, threads: WorkerThreads, turns: _Turns) -> None:
+        self.threads, self.turns = threads, turns
+        self.held = True
+
+
+# The place of the request whose code is running: its sync code's thread, and the async view
+# that thread waits for on the loop (asgiref copies the context both ways).
+_PLACE: contextvars.ContextVar[_Place | None] = contextvars.ContextVar("request_place", default=None)
 
 
 class WorkerThreads:
@@ -74,6 +93,7 @@ class WorkerThreads:
         self.name = name
         self.idle: list[ThreadPoolExecutor] = []
         self.started = 0
+        self.alive = 0  # threads started and not retired: idle, lent, or waiting beside a place
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
             weakref.WeakKeyDictionary()
         )
@@ -102,11 +122,20 @@ class WorkerThreads:
             return True
         return False
 
-    async def _turn(self, turns: _Turns) -> None:
+    async def _turn(self, turns: _Turns, *, first: bool = False) -> None:
+        """Wait for a place: at the back of the line, or at its front (``first``)."""
         if self._turn_now(turns):
             return
         turn = asyncio.get_running_loop().create_future()
-        turns.waiting.append(turn)
+        if first:
+            turns.waiting.appendleft(turn)
+        else:
+            turns.waiting.append(turn)
+        while turns.yielding:
+            willing = turns.yielding.popleft()
+            if not willing.done():
+                willing.set_result(None)  # a borrower waiting on the loop gives its place up
+                break
         try:
             await turn  # resolved by ``_done``, which hands its place over: busy is unchanged
         except BaseException:
@@ -128,9 +157,19 @@ class WorkerThreads:
         if self.idle:
             return self.idle.pop()
         self.started += 1
+        self.alive += 1
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
 
+    def _put_back(self, thread: ThreadPoolExecutor) -> None:
+        if self.alive > self.limit:
+            # More threads than places: one waited beside its place (``aside_while``) while
+            # another took it. Kept idle, each would keep a database connection open.
+            self._retire(thread)
+        else:
+            self.idle.append(thread)
+
     def _retire(self, thread: ThreadPoolExecutor) -> None:
+        self.alive -= 1
         thread.submit(connections.close_all)  # the connections belong to that thread
         thread.shutdown(wait=False)
 
@@ -145,17 +184,64 @@ class WorkerThreads:
         """
         turns = self.turns
         await self._turn(turns)
+        place = _Place(self, turns)
         thread = self._take()
         try:
             async with ThreadSensitiveContext(executor=thread):
-                yield thread
+                lent_here = _PLACE.set(place)
+                try:
+                    yield thread
+                finally:
+                    _PLACE.reset(lent_here)
         except BaseException:
             self._retire(thread)
             raise
         else:
-            self.idle.append(thread)
+            self._put_back(thread)
         finally:
-            self._done(turns)
+            if place.held:
+                self._done(turns)
+
+    async def aside_while[T](self, awaitable: Awaitable[T], *, after: float = 0.01) -> T:
+        """Await ``awaitable``, giving the request's place to the next in line if it takes a while.
+
+        For an async view's wait on the loop for something slow (a moderator across the
+        internet): its thread only waits meanwhile, yet holds one of the pool's places, and with
+        a slow moderator a burst of families queued behind those waits (bench/README.md). After
+        ``after`` seconds, as soon as another request is waiting, the thread's database
+        connections are closed (a thread beside the places holds none; inside a transaction
+        nothing is given up) and its place goes to that request; once ``awaitable`` is done,
+        the request waits for a place again, at the front of the line, before it goes on.
+        Outside a request lent by this pool, just ``await awaitable``.
+        """
+        place = _PLACE.get()
+        if place is None or place.threads is not self or not place.held:
+            return await awaitable
+        loop = asyncio.get_running_loop()
+        waited = asyncio.ensure_future(awaitable)
+        asked: asyncio.Future[None] = loop.create_future()  # someone waits for a place
+        try:
+            await asyncio.wait({waited}, timeout=after)
+            if not waited.done() and not place.turns.waiting:
+                place.turns.yielding.append(asked)
+                either: set[asyncio.Future[Any]] = {waited, asked}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            # In the request's own thread; a transaction's connection is kept, and so is the place.
+            if waited.done() or not await sync_to_async(_let_connections_go)():
+                return await waited
+            place.held = False
+            self._done(place.turns)
+            try:
+                return await waited
+            finally:
+                # First in line: it has its thread already, and ending frees it for the next.
+                await self._turn(place.turns, first=True)  # raises if cancelled: no place held
+                place.held = True
+        finally:
+            if asked in place.turns.yielding:
+                place.turns.yielding.remove(asked)  # no longer willing
+            if not waited.done():
+                waited.cancel()
 
     def lend_for[T](self, function: Callable[[], T], outcome: Future[T], then: Callable[[], None]) -> None:
         """On the loop: ``function()`` in a thread borrowed for that call alone, once one is free.
@@ -184,7 +270,7 @@ class WorkerThreads:
             thread.submit(run)
 
         def finished(thread: ThreadPoolExecutor) -> None:
-            self.idle.append(thread)
+            self._put_back(thread)
             self._done(turns)
             then()
 
@@ -194,6 +280,14 @@ class WorkerThreads:
             turn = loop.create_future()
             turn.add_done_callback(start)  # when ``_done`` hands a place over
             turns.waiting.append(turn)
+
+
+def _let_connections_go() -> bool:
+    """Close this thread's database connections, unless one is in a transaction (then none)."""
+    if any(each.in_atomic_block for each in connections.all(initialized_only=True)):
+        return False
+    connections.close_all()
+    return True
 
 
 class BorrowedThreadCalls(Executor):

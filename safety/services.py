@@ -19,6 +19,7 @@ from books.domain import DomainError, Language
 from books.models import Book
 from books.ports import AdapterError, Concern, Verdict
 from families.models import Child
+from littlewriter.request_threads import WORKER_THREADS
 from safety.models import FlagSource, ModerationFlag
 from streaming.pipeline import FlagKeeper
 
@@ -58,12 +59,16 @@ async def _verdict(text: str, language: Language) -> tuple[Verdict, str]:
     moderator = ports.moderator()
     config = settings.LITTLEWRITER
     try:
-        verdict = await moderator.check_patiently(
-            text,
-            language=language,
-            attempts=int(config["MODERATION_ATTEMPTS"]),
-            backoff=float(config["MODERATION_BACKOFF_SECONDS"]),
-            typed_words=True,
+        # A request's thread only waits while the moderator reads: its place goes to the next
+        # request if the reading takes a while and someone is waiting for one.
+        verdict = await WORKER_THREADS.aside_while(
+            moderator.check_patiently(
+                text,
+                language=language,
+                attempts=int(config["MODERATION_ATTEMPTS"]),
+                backoff=float(config["MODERATION_BACKOFF_SECONDS"]),
+                typed_words=True,
+            )
         )
     except AdapterError as error:
         raise SafetyCheckDown(_down_sentence()) from error

@@ -6,23 +6,29 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 import pytest
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 from channels.testing import HttpCommunicator
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
+from django.urls import reverse
 
 from books import drafts, pictures, services
+from books.adapters.offline_moderator import OfflineModerator
+from books.domain import Language
+from books.ports import Verdict
 from littlewriter import asgi
 from littlewriter.request_threads import (
     RUN_THREADS,
+    WORKER_THREADS,
     BorrowedThreadCalls,
     PooledThreadsASGIHandler,
     WorkerThreads,
 )
+from streaming import runs
 from tests.people import make_parent, start_book_with_child
 from tests.test_two_processes import signed_in
 
@@ -388,3 +394,205 @@ async def test_a_picture_streams_through_the_app() -> None:
     else:
         assert answer["status"] == 200
         assert answer["body"].startswith(b"\x89PNG\r\n\x1a\n")
+
+
+# -- a request waiting on the loop gives its place up (a slow moderator) -------------------------
+
+
+class WaitingHandler(PooledThreadsASGIHandler):
+    """A request whose sync code runs, then waits on the loop for ``gate`` (as an async view
+    waits for a moderator's answer), then runs sync code again. Notes (step, thread, connection)."""
+
+    def __init__(self, threads: WorkerThreads, gate: Callable[[], Awaitable[Any]], name: str = "") -> None:
+        super().__init__(threads)
+        self.gate, self.name = gate, name
+        self.seen: list[tuple[str, int, Any]] = []
+
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        await sync_to_async(self._note)("before")
+        await self.threads.aside_while(self.gate())
+        await sync_to_async(self._note)("after")
+
+    def _note(self, step: str) -> None:
+        self.seen.append((f"{self.name}{step}", threading.get_ident(), connection.connection))
+
+
+async def test_a_request_waiting_on_the_loop_gives_its_place_to_the_next_in_line() -> None:
+    threads = WorkerThreads(limit=1)
+    gate = asyncio.Event()
+    waiting = WaitingHandler(threads, gate.wait)
+    first = asyncio.create_task(waiting(HTTP_SCOPE, None, None))
+    await _until(lambda: len(waiting.seen) == 1)
+    await asyncio.sleep(0.05)  # well past ``after``: the place is given up when someone comes
+
+    other = RecordingHandler(threads)
+    await asyncio.wait_for(other(HTTP_SCOPE, None, None), timeout=5)  # served while the first waits
+
+    assert not first.done()
+    assert threads.turns.busy == 0  # the waiting request holds no place
+    gate.set()
+    await asyncio.wait_for(first, timeout=5)
+    (_, before, _), (_, after, _) = waiting.seen
+    assert before == after  # its sync code stayed in its one thread
+    assert other.seen[0] != before  # the other had a thread of its own meanwhile
+    assert threads.started == 2
+    assert threads.alive == 1  # the thread beyond the limit was retired, not kept idle
+    assert threads.turns.busy == 0 and not threads.turns.waiting and not threads.turns.yielding
+
+
+async def test_a_request_that_gave_its_place_up_is_first_in_line_again() -> None:
+    threads = WorkerThreads(limit=1)
+    order: list[str] = []
+    gate, hold = asyncio.Event(), threading.Event()
+
+    class Waiting(WaitingHandler):
+        def _note(self, step: str) -> None:
+            super()._note(step)
+            order.append(f"waiting {step}")
+
+    waiting = Waiting(threads, gate.wait)
+
+    class Holding(PooledThreadsASGIHandler):
+        async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+            await sync_to_async(self._hold)()
+
+        def _hold(self) -> None:
+            order.append("holding")
+            hold.wait(timeout=5)
+
+    class Queued(PooledThreadsASGIHandler):
+        async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+            await sync_to_async(order.append)("queued")
+
+    first = asyncio.create_task(waiting(HTTP_SCOPE, None, None))
+    await _until(lambda: len(waiting.seen) == 1)
+    holding = asyncio.create_task(Holding(threads)(HTTP_SCOPE, None, None))
+    await _until(lambda: order == ["waiting before", "holding"])  # the place the first gave up
+    queued = asyncio.create_task(Queued(threads)(HTTP_SCOPE, None, None))
+    await _until(lambda: len(threads.turns.waiting) == 1)
+    gate.set()  # the first's wait is over: it asks for a place again, after the queued one
+    await _until(lambda: len(threads.turns.waiting) == 2)
+    hold.set()
+    await asyncio.wait_for(asyncio.gather(first, holding, queued), timeout=5)
+    assert order == ["waiting before", "holding", "waiting after", "queued"]
+
+
+async def test_a_short_wait_keeps_its_place() -> None:
+    """A wait shorter than ``after`` (the offline moderator's, say) gives nothing up."""
+    threads = WorkerThreads(limit=1)
+    waiting = WaitingHandler(threads, lambda: asyncio.sleep(0))
+    other = RecordingHandler(threads)
+    # Started in this order: the first takes the place, the other waits for it.
+    await asyncio.gather(waiting(HTTP_SCOPE, None, None), other(HTTP_SCOPE, None, None))
+    assert threads.started == 1  # the other waited for the first's thread
+    assert [step for step, _, _ in waiting.seen] == ["before", "after"]
+
+
+async def test_outside_a_lent_request_the_wait_is_just_awaited() -> None:
+    threads = WorkerThreads(limit=1)
+    assert await threads.aside_while(asyncio.sleep(0.02, result="read")) == "read"
+    async with WORKER_THREADS.lent():  # another pool's place is not this pool's to give
+        assert await threads.aside_while(asyncio.sleep(0.02, result="read")) == "read"
+    assert threads.started == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_that_gives_its_place_up_closes_its_thread_s_connection() -> None:
+    """A thread beside the places holds no database connection: the pool's limit still bounds them."""
+    if connection.vendor == "sqlite":
+        pytest.skip("Django never closes an in-memory SQLite database's connection (it would lose it)")
+    threads = WorkerThreads(limit=1)
+    gate = asyncio.Event()
+
+    class Querying(WaitingHandler):
+        def _note(self, step: str) -> None:
+            if step == "before":
+                get_user_model().objects.exists()
+            super()._note(step)
+
+    waiting = Querying(threads, gate.wait)
+    first = asyncio.create_task(waiting(HTTP_SCOPE, None, None))
+    await _until(lambda: len(waiting.seen) == 1)
+    await asyncio.wait_for(RecordingHandler(threads)(HTTP_SCOPE, None, None), timeout=5)
+    gate.set()
+    await asyncio.wait_for(first, timeout=5)
+    (_, _, opened), (_, _, after) = waiting.seen
+    assert opened is not None
+    assert after is None  # closed when it gave its place up; opened again only if used
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_inside_a_transaction_keeps_its_place_while_it_waits() -> None:
+    """Its connection cannot be closed mid-transaction, so it gives nothing up."""
+    threads = WorkerThreads(limit=1)
+
+    class InTransaction(PooledThreadsASGIHandler):
+        async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+            await sync_to_async(self._work)()
+
+        def _work(self) -> None:
+            with transaction.atomic():
+                get_user_model().objects.exists()
+                # As a sync view's check of typed words waits: on the loop, from its thread.
+                async_to_sync(threads.aside_while)(asyncio.sleep(0.2))
+
+    async def later() -> None:
+        await _until(lambda: threads.turns.busy == 1)
+        await asyncio.sleep(0.05)  # the first is waiting by now, well past ``after``
+        await RecordingHandler(threads)(HTTP_SCOPE, None, None)
+
+    await asyncio.wait_for(asyncio.gather(InTransaction(threads)(HTTP_SCOPE, None, None), later()), 5)
+    assert threads.started == 1  # the other waited for the first's thread
+
+
+class HeldModerator(OfflineModerator):
+    """Reads a family's typed words once the test lets it, as a moderator across the internet
+    answers a while later."""
+
+    reading: ClassVar[asyncio.Event]
+    answer: ClassVar[asyncio.Event]
+
+    async def check_typed_words(self, text: str, *, language: Language) -> Verdict:
+        type(self).reading.set()
+        await type(self).answer.wait()
+        return await super().check_typed_words(text, language=language)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_make_request_waiting_for_the_moderator_lets_other_requests_through(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real app: the make POST's async view waits for the child's words to be read
+    while holding the pool's only place; a page load is answered meanwhile, then the page starts."""
+    cookie, _user_id, draft_id = await sync_to_async(_signed_in_with_a_book)()
+    page = await _get(f"/drafts/{draft_id}/", cookie=cookie)
+    csrf = _cookie_value(page, b"csrftoken")
+    settings.LITTLEWRITER = {**settings.LITTLEWRITER, "MODERATOR": f"{__name__}.HeldModerator"}
+    HeldModerator.reading, HeldModerator.answer = asyncio.Event(), asyncio.Event()
+    monkeypatch.setattr(WORKER_THREADS, "_limit", 1)
+
+    make = asyncio.create_task(
+        _get(
+            reverse("books:make_page", args=[draft_id, 1]),
+            method="POST",
+            body=b"child_input=a+kite+on+the+moon",
+            cookie=cookie + b"; csrftoken=" + csrf,
+            headers=[
+                (b"x-csrftoken", csrf),
+                (b"origin", b"http://localhost"),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+            ],
+        )
+    )
+    await asyncio.wait_for(HeldModerator.reading.wait(), timeout=10)
+    mine = await asyncio.wait_for(_get("/mine/", cookie=cookie), timeout=5)
+    assert mine["status"] == 200
+    assert not make.done()  # still waiting for the moderator
+
+    HeldModerator.answer.set()
+    made = await asyncio.wait_for(make, timeout=10)
+    assert made["status"] == 302  # a plain form goes on to the live tabs: the page has started
+    await runs.settle(draft_id)
+    kept = await sync_to_async(drafts.current)(_user_id)
+    assert kept is not None and len(kept.pages) == 1
+    assert WORKER_THREADS.turns.busy == 0 and not WORKER_THREADS.turns.waiting
