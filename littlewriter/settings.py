@@ -257,5 +257,8 @@ LOGGING = {
     "loggers": {
         "books": {"handlers": ["console"], "level": env_str("LW_LOG_LEVEL", "INFO")},
         "streaming": {"handlers": ["console"], "level": env_str("LW_LOG_LEVEL", "INFO")},
+        # The OpenAI SDK's HTTP client logs every request it makes at INFO (about eight a page,
+        # 1,279 lines in one 50-book bench run); a request that fails reaches our own log lines.
+        "httpx2": {"level": "WARNING"},
     },
 }

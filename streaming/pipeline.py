@@ -15,6 +15,7 @@ Unchecked text never reaches ``on_event``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from books.ports import (
 )
 from streaming.sections import BY_NAME, Section, SectionStatus, sections_for
 from usage.meter import PageMeter
+
+log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, str, Any], Awaitable[None]]
 """``await on_event(section_name, what, payload)``; ``what`` is a status, "delta" or "picture"."""
@@ -142,6 +145,9 @@ async def make_page(
             await on_event(section.name, SectionStatus.COMPLETE, None)
         except (SectionFailed, AdapterError) as failure:
             reason = failure.reason if isinstance(failure, SectionFailed) else str(failure)
+            # The family reads the reason on the tab; the log keeps what lay under it too.
+            underneath = failure.__cause__ or failure
+            log.warning("section %s is unhealthy: %s (%r)", section.name, reason, underneath)
             result.failures[section.name] = reason
             await on_event(section.name, SectionStatus.UNHEALTHY, reason)
         finally:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from books.adapters.offline_moderator import OfflineModerator
 from books.domain import Character, Language
@@ -108,13 +111,18 @@ async def test_story_and_picture_run_at_the_same_time_and_the_question_waits_for
     assert deltas == ["Mina flew ", "a kite."]
 
 
-async def test_a_failed_section_does_not_stop_the_others() -> None:
+async def test_a_failed_section_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     events, on_event = recorder()
     from books.adapters.offline import OfflineQuestionWriter, OfflineStoryWriter
 
     workers = PageWorkers(OfflineStoryWriter(), OfflineQuestionWriter(), BrokenIllustrator())
-    result = await make_page(a_context(), workers, on_event)
+    with caplog.at_level(logging.WARNING, logger="streaming.pipeline"):
+        result = await make_page(a_context(), workers, on_event)
     assert result.failures == {"picture": "The picture could not be drawn."}
+    assert [r.getMessage() for r in caplog.records if r.name == "streaming.pipeline"] == [
+        "section picture is unhealthy: The picture could not be drawn. "
+        "(AdapterError('The picture could not be drawn.'))"
+    ]
     assert result.text and result.question.endswith("?")
     statuses = {s: w for s, w, _ in events if w != "delta"}
     assert statuses == {"story": "complete", "picture": "unhealthy", "question": "complete"}
