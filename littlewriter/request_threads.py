@@ -200,6 +200,7 @@ class WorkerThreads:
             self._put_back(thread)
         finally:
             if place.held:
+                place.held = False  # a task this block started and left running has none to give
                 self._done(turns)
 
     async def aside_while[T](self, awaitable: Awaitable[T], *, after: float = 0.01) -> T:
@@ -227,7 +228,7 @@ class WorkerThreads:
                 either: set[asyncio.Future[Any]] = {waited, asked}
                 await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             # In the request's own thread; a transaction's connection is kept, and so is the place.
-            if waited.done() or not await sync_to_async(_let_connections_go)():
+            if waited.done() or not place.held or not await sync_to_async(_let_connections_go)():
                 return await waited
             place.held = False
             self._done(place.turns)
@@ -280,6 +281,12 @@ class WorkerThreads:
             turn = loop.create_future()
             turn.add_done_callback(start)  # when ``_done`` hands a place over
             turns.waiting.append(turn)
+
+
+def leave_the_requests_place() -> None:
+    """For a task that outlives the request that started it (a page run): the request's place,
+    which it inherited with the request's context, is not its own to give up."""
+    _PLACE.set(None)
 
 
 def _let_connections_go() -> bool:

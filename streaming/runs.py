@@ -19,7 +19,7 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.cache import cache
 
 from books.drafts import LOCK_SECONDS, GenerationLock
-from littlewriter.request_threads import RUN_THREADS, BorrowedThreadCalls
+from littlewriter.request_threads import RUN_THREADS, BorrowedThreadCalls, leave_the_requests_place
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ async def _in_its_own_thread[T](work: Coroutine[Any, Any, T]) -> T:
     thread per live book, each opening a database connection as its page was kept: 200
     books at once ran MariaDB's default ``max_connections`` (151) out.
     """
+    leave_the_requests_place()
     async with ThreadSensitiveContext(executor=BorrowedThreadCalls(RUN_THREADS)):
         return await work
 

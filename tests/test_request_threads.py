@@ -496,6 +496,23 @@ async def test_outside_a_lent_request_the_wait_is_just_awaited() -> None:
     assert threads.started == 0
 
 
+async def test_a_task_that_outlives_its_request_has_no_place_to_give() -> None:
+    """It inherited the request's context; the place ended with the request."""
+    threads = WorkerThreads(limit=1)
+    gate = asyncio.Event()
+    async with threads.lent():
+        outliving = asyncio.create_task(threads.aside_while(gate.wait()))
+        await asyncio.sleep(0)  # under way inside the request
+    async with threads.lent():  # the next request has the only place
+        queued = asyncio.create_task(_borrow_briefly(threads))
+        await asyncio.sleep(0.05)  # well past ``after``
+        assert not queued.done()  # nobody gave this block's place away
+        assert threads.turns.busy == 1
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(outliving, queued), timeout=5)
+    assert threads.turns.busy == 0 and threads.turns.most_busy == 1
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_request_that_gives_its_place_up_closes_its_thread_s_connection() -> None:
     """A thread beside the places holds no database connection: the pool's limit still bounds them."""
