@@ -1569,6 +1569,7 @@ COLUMNS = [
     ("up-late ms", "upstream_first_chunk_late_max_ms", "{:.0f}"),
     ("up/cl/other cpu %", "", ""),
     ("cold POST/compl ms", "", ""),
+    ("probe s", "probe_s", "{}"),
 ]
 
 
@@ -1743,6 +1744,7 @@ def orchestrate(argv: Sequence[str]) -> None:
                     several = config == "redis" and args.processes > 1
                     across = f", {args.processes} server processes" if several else ""
                     print(f"-- {config}, {arrival}, {books} books{across} ...", flush=True)
+                    probe_before = machine_probe()
                     try:
                         row = run_once(
                             config,
@@ -1760,6 +1762,8 @@ def orchestrate(argv: Sequence[str]) -> None:
                     except (RuntimeError, OSError, subprocess.SubprocessError) as failure:
                         print(f"   this configuration fell over before figures: {failure}", flush=True)
                         continue
+                    # Beside each row: a machine that slowed during it says so here.
+                    row["probe_s"] = f"{probe_before:.2f}/{machine_probe():.2f}"
                     key = f"{config} {arrival}" + (f" x{args.processes}" if across else "")
                     results.setdefault(key, []).append(row)
                     print(
