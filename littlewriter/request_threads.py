@@ -127,15 +127,7 @@ class WorkerThreads:
         if self._turn_now(turns):
             return
         turn = asyncio.get_running_loop().create_future()
-        if first:
-            turns.waiting.appendleft(turn)
-        else:
-            turns.waiting.append(turn)
-        while turns.yielding:
-            willing = turns.yielding.popleft()
-            if not willing.done():
-                willing.set_result(None)  # a borrower waiting on the loop gives its place up
-                break
+        self._queue(turns, turn, first=first)
         try:
             await turn  # resolved by ``_done``, which hands its place over: busy is unchanged
         except BaseException:
@@ -144,6 +136,19 @@ class WorkerThreads:
             else:
                 turns.waiting.remove(turn)
             raise
+
+    def _queue(self, turns: _Turns, turn: asyncio.Future[None], *, first: bool = False) -> None:
+        """Line ``turn`` up for a place (``_done`` resolves it), and wake a borrower willing to
+        give its place up (``aside_while``) now that someone waits."""
+        if first:
+            turns.waiting.appendleft(turn)
+        else:
+            turns.waiting.append(turn)
+        while turns.yielding:
+            willing = turns.yielding.popleft()
+            if not willing.done():
+                willing.set_result(None)
+                break
 
     def _done(self, turns: _Turns) -> None:
         while turns.waiting:
@@ -280,7 +285,7 @@ class WorkerThreads:
         else:
             turn = loop.create_future()
             turn.add_done_callback(start)  # when ``_done`` hands a place over
-            turns.waiting.append(turn)
+            self._queue(turns, turn)
 
 
 def leave_the_requests_place() -> None:
