@@ -222,5 +222,11 @@ def _render_change(snapshot: LiveSnapshot, delta: Delta) -> str:
     context: dict[str, Any] = {"live": snapshot, "parts_oob": True}
     if delta.kind == "run":
         return _render("run", {**context, "just_now": True})
-    context.update(section=BY_NAME[delta.section], state=snapshot.sections[delta.section])
-    return _render("badges" if delta.kind == "status" else "picture_body", context)
+    section = BY_NAME[delta.section]
+    context.update(section=section, state=snapshot.sections[delta.section])
+    if delta.kind != "status":
+        return _render("picture_body", context)
+    if section.kind == "picture":
+        # Its placeholder says whether it is being drawn: it changes with the badge.
+        return _render("badges", context) + _render("picture_body", context)
+    return _render("badges", context)

@@ -635,6 +635,9 @@ def test_the_live_tabs_fit_a_phone(browser_page: Page, server: AppServer) -> Non
         tab.click()
         assert page.locator(f"#panel-{name}").is_visible()
         if name == "picture":
+            # Being drawn: the tab says so in its panel as well as on its badge.
+            page.locator("#badge-picture.is-streaming").wait_for()
+            page.locator("#panel-picture", has_text="Drawing…").wait_for()
             page.screenshot(path=str(ARTIFACTS / "live-phone.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
 

@@ -543,6 +543,28 @@ async def test_a_frame_this_process_never_got_is_made_up_from_the_snapshot(
     await socket.close()
 
 
+PICTURE_BODY = re.compile(r'<div id="section-picture-body"[^>]*>(.*?)</div></div>', re.S)
+
+
+async def test_the_pictures_tab_says_it_is_being_drawn_as_soon_as_its_badge_does(
+    parent: Any, cookie: bytes, uneven_hub: UnevenHub
+) -> None:
+    """Its placeholder, not only its badge: "Streaming" beside "will appear here" reads as stuck."""
+    draft = await a_book(parent)
+    run = HandWrittenRun(uneven_hub, draft.draft_id)
+    await run.begin("Once ")
+    socket = await open_socket(draft.draft_id, cookie)
+    snapshot = await socket.next_frame()
+    assert "The picture will appear here." in PICTURE_BODY.findall(snapshot)[0]
+
+    await run.frame(("picture", "status", {"status": "streaming"}))
+    frame = await socket.next_frame()
+    assert BADGE.findall(frame)[0] == ("picture", "streaming")
+    assert 'id="section-picture-body" class="section-picture" hx-swap-oob="true"' in frame
+    assert PICTURE_BODY.findall(frame) == ['<div class="picture-waiting">Drawing…']
+    await socket.close()
+
+
 async def test_a_frame_for_a_tab_that_has_just_closed_is_not_logged_as_an_error(
     parent: Any, cookie: bytes, uneven_hub: UnevenHub, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
