@@ -75,6 +75,18 @@ class _Place:
 _PLACE: contextvars.ContextVar[_Place | None] = contextvars.ContextVar("request_place", default=None)
 
 
+class WaitTimes:
+    """How long one kind of wait (the moderator's reading, say) has been taking lately: an
+    average leaning on the latest, each new wait weighing ``weight``."""
+
+    def __init__(self, weight: float = 0.2) -> None:
+        self.weight = weight
+        self.usual: float | None = None
+
+    def add(self, seconds: float) -> None:
+        self.usual = seconds if self.usual is None else self.usual + self.weight * (seconds - self.usual)
+
+
 class WorkerThreads:
     """One-thread executors lent to one request (or call) at a time, on the event loop.
 
@@ -208,26 +220,42 @@ class WorkerThreads:
                 place.held = False  # a task this block started and left running has none to give
                 self._done(turns)
 
-    async def aside_while[T](self, awaitable: Awaitable[T], *, after: float = 0.01) -> T:
+    async def aside_while[T](
+        self,
+        awaitable: Awaitable[T],
+        *,
+        times: WaitTimes | None = None,
+        after: float = 0.01,
+        worth: float = 0.1,
+    ) -> T:
         """Await ``awaitable``, giving the request's place to the next in line if it takes a while.
 
         For an async view's wait on the loop for something slow (a moderator across the
         internet): its thread only waits meanwhile, yet holds one of the pool's places, and with
-        a slow moderator a burst of families queued behind those waits (bench/README.md). After
-        ``after`` seconds, as soon as another request is waiting, the thread's database
+        a slow moderator a burst of families queued behind those waits (bench/README.md). Once
+        it has waited long enough, as soon as another request is waiting, the thread's database
         connections are closed (a thread beside the places holds none; inside a transaction
         nothing is given up) and its place goes to that request; once ``awaitable`` is done,
         the request waits for a place again, at the front of the line, before it goes on.
-        Outside a request lent by this pool, just ``await awaitable``.
+
+        Long enough: ``after`` seconds when such waits (``times``, which this one is added to)
+        usually last at least ``worth`` more, or none has been seen yet; when they are usually
+        shorter, only once this one has run ``worth`` past the usual. Giving a place up with
+        40 ms of the wait left cost a burst of 50 families 100-300 ms (the ones who gave up
+        waited for a place again behind the ones who took theirs), with 290 ms left it saved a
+        burst of 200 seconds (bench/README.md). Outside a request lent by this pool, just
+        ``await awaitable``.
         """
-        place = _PLACE.get()
-        if place is None or place.threads is not self or not place.held:
-            return await awaitable
         loop = asyncio.get_running_loop()
         waited = asyncio.ensure_future(awaitable)
+        if times is not None:
+            waited.add_done_callback(functools.partial(_timed, times, loop.time()))
+        place = _PLACE.get()
+        if place is None or place.threads is not self or not place.held:
+            return await waited
         asked: asyncio.Future[None] = loop.create_future()  # someone waits for a place
         try:
-            await asyncio.wait({waited}, timeout=after)
+            await asyncio.wait({waited}, timeout=_kept_for(times, after, worth))
             if not waited.done() and not place.turns.waiting:
                 place.turns.yielding.append(asked)
                 either: set[asyncio.Future[Any]] = {waited, asked}
@@ -292,6 +320,19 @@ def leave_the_requests_place() -> None:
     """For a task that outlives the request that started it (a page run): the request's place,
     which it inherited with the request's context, is not its own to give up."""
     _PLACE.set(None)
+
+
+def _timed(times: WaitTimes, began: float, done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        times.add(done.get_loop().time() - began)
+
+
+def _kept_for(times: WaitTimes | None, after: float, worth: float) -> float:
+    """How long ``aside_while`` keeps its place before it is willing to give it up."""
+    usual = times.usual if times is not None else None
+    if usual is None or usual - after >= worth:
+        return after
+    return max(after, usual + worth)
 
 
 def _let_connections_go() -> bool:

@@ -19,7 +19,7 @@ from books.domain import DomainError, Language
 from books.models import Book
 from books.ports import AdapterError, Concern, Verdict
 from families.models import Child
-from littlewriter.request_threads import WORKER_THREADS
+from littlewriter.request_threads import WORKER_THREADS, WaitTimes
 from safety.models import FlagSource, ModerationFlag
 from streaming.pipeline import FlagKeeper
 
@@ -55,6 +55,10 @@ def _down_sentence() -> str:
     return gettext("We could not check these words just now, so nothing was made. Try again in a moment.")
 
 
+# How long the moderator has been taking to read typed words, in this process.
+_READING_TIMES = WaitTimes()
+
+
 async def _verdict(text: str, language: Language) -> tuple[Verdict, str]:
     moderator = ports.moderator()
     config = settings.LITTLEWRITER
@@ -68,7 +72,8 @@ async def _verdict(text: str, language: Language) -> tuple[Verdict, str]:
                 attempts=int(config["MODERATION_ATTEMPTS"]),
                 backoff=float(config["MODERATION_BACKOFF_SECONDS"]),
                 typed_words=True,
-            )
+            ),
+            times=_READING_TIMES,
         )
     except AdapterError as error:
         raise SafetyCheckDown(_down_sentence()) from error

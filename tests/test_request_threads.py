@@ -26,7 +26,9 @@ from littlewriter.request_threads import (
     WORKER_THREADS,
     BorrowedThreadCalls,
     PooledThreadsASGIHandler,
+    WaitTimes,
     WorkerThreads,
+    _kept_for,
 )
 from streaming import runs
 from tests.people import make_parent, start_book_with_child
@@ -403,14 +405,16 @@ class WaitingHandler(PooledThreadsASGIHandler):
     """A request whose sync code runs, then waits on the loop for ``gate`` (as an async view
     waits for a moderator's answer), then runs sync code again. Notes (step, thread, connection)."""
 
-    def __init__(self, threads: WorkerThreads, gate: Callable[[], Awaitable[Any]], name: str = "") -> None:
+    def __init__(
+        self, threads: WorkerThreads, gate: Callable[[], Awaitable[Any]], name: str = "", **aside: Any
+    ) -> None:
         super().__init__(threads)
-        self.gate, self.name = gate, name
+        self.gate, self.name, self.aside = gate, name, aside
         self.seen: list[tuple[str, int, Any]] = []
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         await sync_to_async(self._note)("before")
-        await self.threads.aside_while(self.gate())
+        await self.threads.aside_while(self.gate(), **self.aside)
         await sync_to_async(self._note)("after")
 
     def _note(self, step: str) -> None:
@@ -486,6 +490,66 @@ async def test_a_short_wait_keeps_its_place() -> None:
     await asyncio.gather(waiting(HTTP_SCOPE, None, None), other(HTTP_SCOPE, None, None))
     assert threads.started == 1  # the other waited for the first's thread
     assert [step for step, _, _ in waiting.seen] == ["before", "after"]
+
+
+async def test_a_wait_that_is_usually_short_keeps_its_place_until_it_runs_long() -> None:
+    """Given up with little of the wait left, the place costs the one who gave it more than it
+    gains the next (bench/README.md): kept until the wait is ``worth`` past its usual."""
+    threads = WorkerThreads(limit=1)
+    times = WaitTimes()
+    times.add(0.02)  # this kind of wait is usually over in 20 ms
+    loop = asyncio.get_running_loop()
+    opened, waits_began = asyncio.Event(), []
+
+    def gate() -> Awaitable[Any]:
+        waits_began.append(loop.time())
+        return opened.wait()
+
+    waiting = WaitingHandler(threads, gate, times=times, worth=0.2)
+    first = asyncio.create_task(waiting(HTTP_SCOPE, None, None))
+    await _until(lambda: len(waits_began) == 1)
+    await asyncio.wait_for(RecordingHandler(threads)(HTTP_SCOPE, None, None), timeout=5)
+
+    assert loop.time() - waits_began[0] > 0.2  # not at ``after`` (10 ms), nor at the usual 20 ms
+    assert not first.done()  # but given up while the first still waits, once it ran long
+    opened.set()
+    await asyncio.wait_for(first, timeout=5)
+    assert times.usual is not None and times.usual > 0.02  # this long wait counts in the usual
+
+
+def test_how_long_a_place_is_kept_depends_on_how_long_such_waits_usually_last() -> None:
+    assert _kept_for(None, 0.01, 0.1) == 0.01
+    assert _kept_for(WaitTimes(), 0.01, 0.1) == 0.01  # none seen yet: given up early
+    slow = WaitTimes()
+    slow.add(0.3)  # a moderator across the internet: much of the wait is still ahead
+    assert _kept_for(slow, 0.01, 0.1) == 0.01
+    quick = WaitTimes()
+    quick.add(0.05)
+    assert _kept_for(quick, 0.01, 0.1) == pytest.approx(0.15)
+
+
+def test_usual_wait_times_lean_on_the_latest() -> None:
+    times = WaitTimes(weight=0.5)
+    times.add(0.1)
+    assert times.usual == pytest.approx(0.1)
+    times.add(0.3)
+    assert times.usual == pytest.approx(0.2)
+    times.add(0.3)
+    assert times.usual == pytest.approx(0.25)
+
+
+async def test_a_wait_given_up_on_is_not_counted() -> None:
+    threads, times = WorkerThreads(limit=1), WaitTimes()
+    waiting = asyncio.create_task(threads.aside_while(asyncio.Event().wait(), times=times))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+    assert times.usual is None
+    assert await threads.aside_while(asyncio.sleep(0.01, result="read"), times=times) == "read"
+    await asyncio.sleep(0)
+    assert times.usual is not None and times.usual > 0.009
 
 
 async def test_outside_a_lent_request_the_wait_is_just_awaited() -> None:
