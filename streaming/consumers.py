@@ -44,6 +44,7 @@ class PageConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "live-hub-only"  # not in CHANNEL_LAYERS: Channels then gives no layer
     draft_id: str
     user_id: int
+    book_language: str
     sent_seq: int
     shown: LiveSnapshot | None
 
@@ -54,13 +55,16 @@ class PageConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_NOT_SIGNED_IN)
             return
-        if not await self._owns_draft(user.pk, self.draft_id):
+        book_language = await self._book_language(user.pk, self.draft_id)
+        if book_language is None:
             await self.close(code=CLOSE_NOT_YOURS)
             return
         await self.accept()
         self.user_id = user.pk
         # Fragments are rendered in the page's interface language, chosen as LocaleMiddleware does.
         self.language = language_of(self.scope)
+        # The story's own language, for its text's ``lang`` (a Korean book in an English page).
+        self.book_language = book_language
         self.sent_seq, self.shown = -1, None
         # Frames and snapshots go out one at a time, in order, whoever triggers them.
         self.in_order = asyncio.Lock()
@@ -126,7 +130,7 @@ class PageConsumer(AsyncWebsocketConsumer):
         self.shown = snapshot
         self.sent_seq = snapshot.seq
         with translation.override(self.language):
-            html = _render("live", {"live": snapshot, "oob": True})
+            html = _render("live", {"live": snapshot, "oob": True, "language": self.book_language})
         await self._send(html)
 
     async def _send_the_book(self) -> None:
@@ -158,12 +162,12 @@ class PageConsumer(AsyncWebsocketConsumer):
             log.debug("a frame for draft %s reached a closed socket", self.draft_id)
 
     @database_sync_to_async
-    def _owns_draft(self, user_id: int, draft_id: str) -> bool:
+    def _book_language(self, user_id: int, draft_id: str) -> str | None:
+        """The draft's story language, or None when it is not this user's."""
         try:
-            drafts.load(user_id, draft_id)
+            return drafts.load(user_id, draft_id).language.value
         except DomainError:
-            return False
-        return True
+            return None
 
 
 def _drawn_at(text_data: str | None) -> int | None:

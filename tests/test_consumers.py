@@ -142,6 +142,14 @@ class SocketView:
         await self.communicator.disconnect()
 
 
+def making_page(user: Any, draft_id: str) -> str:
+    client = Client()
+    client.force_login(user)
+    response = client.get(reverse("books:draft", args=[draft_id]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
 def session_cookie(user: Any) -> bytes:
     client = Client()
     client.force_login(user)
@@ -562,6 +570,25 @@ async def test_the_pictures_tab_says_it_is_being_drawn_as_soon_as_its_badge_does
     assert BADGE.findall(frame)[0] == ("picture", "streaming")
     assert 'id="section-picture-body" class="section-picture" hx-swap-oob="true"' in frame
     assert PICTURE_BODY.findall(frame) == ['<div class="picture-waiting">Drawing…']
+    await socket.close()
+
+
+async def test_the_tabs_drawn_by_the_socket_keep_the_story_s_language(
+    parent: Any, cookie: bytes, uneven_hub: UnevenHub
+) -> None:
+    """A Korean book on an English page: its text says it is Korean, as on a full page load,
+    so a screen reader reads it in a Korean voice."""
+    draft = await sync_to_async(start_book_with_child)(
+        parent, characters=[("미나", "빨간 우산을 든 아이")], page_count=3, language="ko"
+    )
+    run = HandWrittenRun(uneven_hub, draft.draft_id)
+    await run.begin("옛날 옛적에 ")
+    socket = await open_socket(draft.draft_id, cookie)
+    snapshot = await socket.next_frame()
+    for name in ("story", "question", "new_words"):
+        assert f'id="section-{name}-text" lang="ko"' in snapshot
+    page = await sync_to_async(making_page)(parent, draft.draft_id)
+    assert 'id="section-story-text" lang="ko"' in page  # as the page load draws them
     await socket.close()
 
 
