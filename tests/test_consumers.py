@@ -504,6 +504,16 @@ class HandWrittenRun:
         await self.frame(("", "run", {"status": "complete"}))
 
 
+async def watched_run_by_hand(
+    hub: LocalHub, draft: BookDraft, cookie: bytes, first_words: str = "Once "
+) -> tuple[HandWrittenRun, SocketView, str]:
+    """A run the test writes, its story begun, and a socket that has shown its snapshot (returned)."""
+    run = HandWrittenRun(hub, draft.draft_id)
+    await run.begin(first_words)
+    socket = await open_socket(draft.draft_id, cookie)
+    return run, socket, await socket.next_frame()
+
+
 @pytest.fixture
 async def uneven_hub(monkeypatch: pytest.MonkeyPatch) -> UnevenHub:
     found = UnevenHub()
@@ -535,11 +545,7 @@ async def test_a_frame_already_in_the_snapshot_is_not_shown_twice(
 async def test_a_frame_this_process_never_got_is_made_up_from_the_snapshot(
     parent: Any, cookie: bytes, uneven_hub: UnevenHub
 ) -> None:
-    draft = await a_book(parent)
-    run = HandWrittenRun(uneven_hub, draft.draft_id)
-    await run.begin("Once ")
-    socket = await open_socket(draft.draft_id, cookie)
-    await socket.next_frame()
+    run, socket, _ = await watched_run_by_hand(uneven_hub, await a_book(parent), cookie)
     assert socket.story == "Once "
 
     uneven_hub.dropping = True
@@ -558,11 +564,7 @@ async def test_the_pictures_tab_says_it_is_being_drawn_as_soon_as_its_badge_does
     parent: Any, cookie: bytes, uneven_hub: UnevenHub
 ) -> None:
     """Its placeholder, not only its badge: "Streaming" beside "will appear here" reads as stuck."""
-    draft = await a_book(parent)
-    run = HandWrittenRun(uneven_hub, draft.draft_id)
-    await run.begin("Once ")
-    socket = await open_socket(draft.draft_id, cookie)
-    snapshot = await socket.next_frame()
+    run, socket, snapshot = await watched_run_by_hand(uneven_hub, await a_book(parent), cookie)
     assert "The picture will appear here." in PICTURE_BODY.findall(snapshot)[0]
 
     await run.frame(("picture", "status", {"status": "streaming"}))
@@ -581,10 +583,7 @@ async def test_the_tabs_drawn_by_the_socket_keep_the_story_s_language(
     draft = await sync_to_async(start_book_with_child)(
         parent, characters=[("미나", "빨간 우산을 든 아이")], page_count=3, language="ko"
     )
-    run = HandWrittenRun(uneven_hub, draft.draft_id)
-    await run.begin("옛날 옛적에 ")
-    socket = await open_socket(draft.draft_id, cookie)
-    snapshot = await socket.next_frame()
+    _, socket, snapshot = await watched_run_by_hand(uneven_hub, draft, cookie, "옛날 옛적에 ")
     for name in ("story", "question", "new_words"):
         assert f'id="section-{name}-text" lang="ko"' in snapshot
     page = await sync_to_async(making_page)(parent, draft.draft_id)
@@ -595,11 +594,7 @@ async def test_the_tabs_drawn_by_the_socket_keep_the_story_s_language(
 async def test_a_frame_for_a_tab_that_has_just_closed_is_not_logged_as_an_error(
     parent: Any, cookie: bytes, uneven_hub: UnevenHub, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    draft = await a_book(parent)
-    run = HandWrittenRun(uneven_hub, draft.draft_id)
-    await run.begin("Once ")
-    socket = await open_socket(draft.draft_id, cookie)
-    await socket.next_frame()
+    run, socket, _ = await watched_run_by_hand(uneven_hub, await a_book(parent), cookie)
     real_send = PageConsumer.send
 
     async def send_on_a_closed_socket(self: PageConsumer, *args: Any, **kwargs: Any) -> None:
