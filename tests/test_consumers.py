@@ -583,9 +583,12 @@ async def test_the_tabs_drawn_by_the_socket_keep_the_story_s_language(
     draft = await sync_to_async(start_book_with_child)(
         parent, characters=[("미나", "빨간 우산을 든 아이")], page_count=3, language="ko"
     )
-    _, socket, snapshot = await watched_run_by_hand(uneven_hub, draft, cookie, "옛날 옛적에 ")
+    run, socket, snapshot = await watched_run_by_hand(uneven_hub, draft, cookie, "옛날 옛적에 ")
     for name in ("story", "question", "new_words"):
         assert f'id="section-{name}-text" lang="ko"' in snapshot
+    # The page load reads the snapshot from the configured store (Redis on services), which
+    # this test's in-process hub does not write.
+    await sync_to_async(live._snapshot_store_set)(run.snapshot)
     page = await sync_to_async(making_page)(parent, draft.draft_id)
     assert 'id="section-story-text" lang="ko"' in page  # as the page load draws them
     await socket.close()
