@@ -49,15 +49,28 @@ class Section:
     required: bool = True
     skipped_on_last_page: bool = False
     """The question invites the next page, so the last page has none."""
+    waiting: str = ""
+    """What its tab says while it waits for the sections it needs (marked English, as ``label``)."""
 
 
 STORY = Section("story", gettext_noop("Story"), SectionKind.TEXT)
 PICTURE = Section("picture", gettext_noop("Picture"), SectionKind.PICTURE)
+_AFTER_THE_STORY = gettext_noop("This part starts once the story is written.")
 QUESTION = Section(
-    "question", gettext_noop("Question"), SectionKind.TEXT, needs=("story",), skipped_on_last_page=True
+    "question",
+    gettext_noop("Question"),
+    SectionKind.TEXT,
+    needs=("story",),
+    skipped_on_last_page=True,
+    waiting=_AFTER_THE_STORY,
 )
 NEW_WORDS = Section(
-    "new_words", gettext_noop("New words"), SectionKind.TEXT, needs=("story",), required=False
+    "new_words",
+    gettext_noop("New words"),
+    SectionKind.TEXT,
+    needs=("story",),
+    required=False,
+    waiting=_AFTER_THE_STORY,
 )
 
 SECTIONS: tuple[Section, ...] = (STORY, PICTURE, QUESTION, NEW_WORDS)

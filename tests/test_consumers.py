@@ -575,6 +575,34 @@ async def test_the_pictures_tab_says_it_is_being_drawn_as_soon_as_its_badge_does
     await socket.close()
 
 
+def problem_line(html: str, section: str) -> str:
+    """What the section's tab says under its text (its reason, retry or hint), in ``html``."""
+    found = re.findall(
+        rf'<div id="section-{section}-problem" class="section-problem"[^>]*>(.*?)</div>', html, re.S
+    )
+    assert len(found) == 1, f"no single problem line for {section}"
+    return str(found[0]).strip()
+
+
+async def test_a_part_that_waits_for_the_story_says_so_until_it_starts(
+    parent: Any, cookie: bytes, uneven_hub: UnevenHub
+) -> None:
+    """An empty tab while the story streams reads as broken; it says what it waits for."""
+    run, socket, snapshot = await watched_run_by_hand(uneven_hub, await a_book(parent), cookie)
+    waiting = '<p class="hint">This part starts once the story is written.</p>'
+    assert problem_line(snapshot, "question") == waiting
+    assert problem_line(snapshot, "new_words") == waiting
+    assert problem_line(snapshot, "picture") == ""  # it needs nothing: it starts at once
+    assert problem_line(snapshot, "story") == ""
+
+    await run.frame(
+        ("story", "status", {"status": "complete"}), ("question", "status", {"status": "streaming"})
+    )
+    frame = await socket.next_frame()
+    assert problem_line(frame, "question") == ""  # under way: nothing to wait for
+    await socket.close()
+
+
 async def test_the_tabs_drawn_by_the_socket_keep_the_story_s_language(
     parent: Any, cookie: bytes, uneven_hub: UnevenHub
 ) -> None:
