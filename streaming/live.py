@@ -123,6 +123,19 @@ class LiveSnapshot:
         return [(BY_NAME[name], state) for name, state in self.sections.items() if name in BY_NAME]
 
     @property
+    def open_tab(self) -> str:
+        """The tab shown when the tabs are drawn: while a run is on, the first part still being
+        made (a retried picture, not the story already written); after it, the first part that
+        needs a retry; else the first."""
+        if self.is_active:
+            unfinished = [n for n, s in self.sections.items() if s.status is not SectionStatus.COMPLETE]
+            if unfinished:
+                return unfinished[0]
+        elif failed := self.failed_sections:
+            return failed[0]
+        return next(iter(self.sections), "")
+
+    @property
     def failed_sections(self) -> list[str]:
         return [name for name, state in self.sections.items() if state.status is SectionStatus.UNHEALTHY]
 

@@ -244,3 +244,42 @@ def test_the_tabs_stylesheet_opens_the_panel_of_each_tab_the_page_has() -> None:
         assert opened == [(tab, tab) for tab in tabs]
         assert [f'id="panel-{tab}"' in html for tab in tabs] == [True] * len(tabs)
     assert "#tab-question" not in last
+
+
+def _open_tab_in(html: str) -> list[str]:
+    return re.findall(r'<input type="radio" class="tab-radio" [^>]*id="tab-(\w+)" checked>', html)
+
+
+def test_the_tab_that_opens_is_the_part_being_made() -> None:
+    """Drawn afresh (a new run, a reload, a reconnect), the tabs open where something happens: a
+    retried picture's tab, not the story written before it."""
+    from streaming.consumers import _render
+
+    fresh = a_snapshot()
+    fresh.sections["story"].status = SectionStatus.STREAMING
+    assert _open_tab_in(_render("live", {"live": fresh})) == ["story"]
+
+    failed = a_snapshot()
+    for name in ("story", "question", "new_words"):
+        failed.sections[name].status = SectionStatus.COMPLETE
+    failed.sections["picture"].status = SectionStatus.UNHEALTHY
+    failed.state = RunState.NEEDS_ATTENTION
+    assert _open_tab_in(_render("live", {"live": failed})) == ["picture"]  # it needs a retry
+
+    retry = LiveSnapshot.start(
+        draft_id="d1",
+        page_number=1,
+        run_id="r2",
+        child_input="",
+        is_last_page=False,
+        previous=failed,
+        rerun={"picture"},
+    )
+    retry.sections["picture"].status = SectionStatus.STREAMING
+    assert _open_tab_in(_render("live", {"live": retry})) == ["picture"]  # being drawn again
+
+    done = a_snapshot()
+    for state in done.sections.values():
+        state.status = SectionStatus.COMPLETE
+    done.state = RunState.COMPLETE
+    assert _open_tab_in(_render("live", {"live": done})) == ["story"]
