@@ -658,6 +658,46 @@ def test_the_live_tabs_fit_a_phone(browser_page: Page, server: AppServer) -> Non
     page.screenshot(path=str(ARTIFACTS / "making-page-phone.png"), full_page=True)
 
 
+# A resync as a socket makes one after a reconnect: the page tells the socket it was drawn at
+# a frame it never saw, and the socket sends the run's snapshot, #live drawn whole again.
+ASK_FOR_THE_SNAPSHOT = """() => {
+  window.liveRedrawn = false;
+  document.querySelector("#making").addEventListener("htmx:oobAfterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "live") window.liveRedrawn = true;
+  });
+  const ask = document.createElement("div");
+  ask.hidden = true;
+  ask.setAttribute("ws-send", "");
+  ask.setAttribute("hx-trigger", "load");
+  ask.setAttribute("hx-vals", '{"drawn_at": -1}');
+  document.querySelector("#book").appendChild(ask);
+  htmx.process(ask);
+}"""
+
+
+def test_the_tab_a_family_chose_stays_open_when_the_tabs_are_drawn_again(
+    browser_page: Page, server: AppServer
+) -> None:
+    page = browser_page
+    server.upstream.script("chat", chunk_delay=0.12, times=3)
+    server.upstream.script("images", delay=SLOW_PICTURE)
+    sign_up(page, server.url, "tab-keeper")
+    start_book(page)
+    ask_for_page(page, 1, "a boat made of leaves")
+    page.locator("#badge-story.is-streaming").wait_for()
+    page.locator("label[for=tab-picture]").click()
+    assert page.locator("#panel-picture").is_visible()
+
+    page.evaluate(ASK_FOR_THE_SNAPSHOT)
+    page.wait_for_function("window.liveRedrawn === true")
+    # Drawn afresh, the tabs would open at the story, still being written; the family's choice wins.
+    assert page.locator("#badge-story.is-streaming").count() == 1
+    assert page.locator("#tab-picture").is_checked()
+    assert page.locator("#panel-picture").is_visible()
+    assert not page.locator("#panel-story").is_visible()
+    page.locator("#page-1").wait_for()
+
+
 def test_the_app_needs_nothing_from_the_internet(browser_page: Page, server: AppServer) -> None:
     page = browser_page
     requested: list[str] = []
