@@ -397,6 +397,16 @@ def live_state(page: Page) -> dict[str, str]:
     return state
 
 
+def a_page_under_way(page: Page, server: AppServer, username: str, child_input: str) -> None:
+    """A new family's first page, its story being written (about 3 s) and its picture drawn."""
+    server.upstream.script("chat", chunk_delay=0.12, times=3)
+    server.upstream.script("images", delay=SLOW_PICTURE)
+    sign_up(page, server.url, username)
+    start_book(page)
+    ask_for_page(page, 1, child_input)
+    page.locator("#badge-story.is-streaming").wait_for()
+
+
 def streaming(badge_classes: str) -> bool:
     return "is-streaming" in badge_classes.split()
 
@@ -620,12 +630,7 @@ def test_stopping_a_page_keeps_the_childs_words(browser_page: Page, server: AppS
 def test_the_live_tabs_fit_a_phone(browser_page: Page, server: AppServer) -> None:
     page = browser_page
     page.set_viewport_size({"width": 390, "height": 844})
-    server.upstream.script("chat", chunk_delay=0.12, times=3)
-    server.upstream.script("images", delay=SLOW_PICTURE)
-    sign_up(page, server.url, "phone-mum")
-    start_book(page)
-    ask_for_page(page, 1, "a dragon comes to tea")
-    page.locator("#badge-story.is-streaming").wait_for()
+    a_page_under_way(page, server, "phone-mum", "a dragon comes to tea")
 
     for name in ("story", "picture", "question", "new_words"):
         tab = page.locator(f"label[for=tab-{name}]")
@@ -679,12 +684,7 @@ def test_the_tab_a_family_chose_stays_open_when_the_tabs_are_drawn_again(
     browser_page: Page, server: AppServer
 ) -> None:
     page = browser_page
-    server.upstream.script("chat", chunk_delay=0.12, times=3)
-    server.upstream.script("images", delay=SLOW_PICTURE)
-    sign_up(page, server.url, "tab-keeper")
-    start_book(page)
-    ask_for_page(page, 1, "a boat made of leaves")
-    page.locator("#badge-story.is-streaming").wait_for()
+    a_page_under_way(page, server, "tab-keeper", "a boat made of leaves")
     page.locator("label[for=tab-picture]").click()
     assert page.locator("#panel-picture").is_visible()
 
