@@ -142,14 +142,6 @@ class SocketView:
         await self.communicator.disconnect()
 
 
-def making_page(user: Any, draft_id: str) -> str:
-    client = Client()
-    client.force_login(user)
-    response = client.get(reverse("books:draft", args=[draft_id]))
-    assert response.status_code == 200
-    return response.content.decode()
-
-
 def session_cookie(user: Any) -> bytes:
     client = Client()
     client.force_login(user)
@@ -604,7 +596,7 @@ async def test_a_part_that_waits_for_the_story_says_so_until_it_starts(
 
 
 async def test_the_tabs_drawn_by_the_socket_keep_the_story_s_language(
-    parent: Any, cookie: bytes, uneven_hub: UnevenHub
+    parent: Any, parent_client: Client, cookie: bytes, uneven_hub: UnevenHub
 ) -> None:
     """A Korean book on an English page: its text says it is Korean, as on a full page load,
     so a screen reader reads it in a Korean voice."""
@@ -617,8 +609,9 @@ async def test_the_tabs_drawn_by_the_socket_keep_the_story_s_language(
     # The page load reads the snapshot from the configured store (Redis on services), which
     # this test's in-process hub does not write.
     await sync_to_async(live._snapshot_store_set)(run.snapshot)
-    page = await sync_to_async(making_page)(parent, draft.draft_id)
-    assert 'id="section-story-text" lang="ko"' in page  # as the page load draws them
+    page = await sync_to_async(parent_client.get)(reverse("books:draft", args=[draft.draft_id]))
+    assert page.status_code == 200
+    assert 'id="section-story-text" lang="ko"' in page.content.decode()  # as the page load draws them
     await socket.close()
 
 
